@@ -1,0 +1,326 @@
+"""The write pipeline (DESIGN.md §6): one path for put, delete, batch and transaction.
+
+1. validate every mutation before any I/O;
+2. complete partial keys (scattered ids, SEMANTICS.md §1.4);
+3. encode bodies and index values in Python, before taking any lock;
+4. one database transaction: lock the touched groups in a fixed order, re-check the
+   versions a Datastore transaction read, apply the write limit, then either apply the
+   writes (entities + index rows, old rows computed from the old bodies) or record them as
+   pending (eventual consistency, §7), and bump the group versions;
+5. return the mutation results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import _limits, exceptions
+from ._codec import decode_body, encode_body
+from ._ids import reserve_threshold, scattered_id
+from ._ordering import encode_path
+from ._values import EntityValue, KeyRef
+from .indexes import IndexValues, composite_values, index_values
+
+if TYPE_CHECKING:
+    from ._api import LocalDatastoreAPI, TxnState
+    from .backends.sql import Txn
+
+__all__ = ["Mutation", "MutationResult", "commit"]
+
+IndexRow = tuple[int, bytes, bytes]
+
+
+@dataclass(slots=True)
+class Mutation:
+    """One v1 mutation: ``insert``, ``update``, ``upsert`` or ``delete``."""
+
+    op: str
+    key: KeyRef
+    entity: EntityValue | None = None
+
+
+@dataclass(slots=True)
+class MutationResult:
+    """The (completed) key of a mutation and the version it wrote."""
+
+    key: KeyRef
+    version: int
+
+
+@dataclass(slots=True)
+class _Prepared:
+    op: str
+    ref: KeyRef
+    key: bytes
+    group: bytes
+    kind: str
+    body: bytes | None = None
+    values: IndexValues | None = None
+
+
+@dataclass
+class _PartitionWork:
+    pid: int
+    items: list[_Prepared] = field(default_factory=list)
+    write_groups: set[bytes] = field(default_factory=set)
+    read_groups: dict[bytes, int] = field(default_factory=dict)
+
+
+def validate(mutations: Sequence[Mutation], transactional: bool) -> None:
+    """Step 1: everything that can be checked without the database."""
+    _limits.check_mutation_count(len(mutations))
+    seen: set[tuple[str, str, str, tuple[Any, ...]]] = set()
+    for m in mutations:
+        if m.op not in ("insert", "update", "upsert", "delete"):
+            raise exceptions.InvalidArgument(f"unknown mutation operation {m.op!r}")
+        _limits.check_key(m.key, write=True, allow_partial=m.op in ("insert", "upsert"))
+        if m.op != "delete":
+            if m.entity is None:
+                raise exceptions.InvalidArgument(f"{m.op} mutation without an entity")
+            _limits.check_properties(m.entity)
+        if not transactional and not m.key.is_partial:
+            ident = (m.key.project, m.key.database, m.key.namespace, m.key.path)
+            if ident in seen:
+                raise exceptions.InvalidArgument(
+                    "A non-transactional commit may not contain multiple mutations "
+                    "affecting the same entity."
+                )
+            seen.add(ident)
+
+
+def commit(
+    api: LocalDatastoreAPI, mutations: Sequence[Mutation], txn: TxnState | None
+) -> list[MutationResult]:
+    """Run the pipeline; all of the commit is written or none of it."""
+    validate(mutations, txn is not None)
+    refs = _complete_keys(api, mutations)
+    work, prepared = _prepare(api, mutations, refs, txn)
+    api.registry.ensure_builtin({(p.kind, name) for p in prepared if p.values for name in p.values})
+    versions: dict[tuple[int, bytes], int] = {}
+    with api.backend.write() as w:
+        generation = w.index_generation(lock=True)
+        if generation != api.registry.generation:
+            api.registry.reload(generation)
+        scattered_floor = max(
+            (reserve_threshold(p.ref.path[-1]) for p in prepared if p.op != "delete"), default=0
+        )
+        if scattered_floor:
+            w.bump_counter("scattered", scattered_floor)
+        for pid in sorted(work):
+            versions.update(_write_partition(api, w, work[pid]))
+    results = []
+    for p, ref in zip(prepared, refs):
+        results.append(MutationResult(ref, versions[(api.pid_of(ref), p.group)]))
+    return results
+
+
+def _complete_keys(api: LocalDatastoreAPI, mutations: Sequence[Mutation]) -> list[KeyRef]:
+    """Step 2: give partial keys scattered ids, in request order."""
+    partial = sum(1 for m in mutations if m.key.is_partial)
+    if not partial:
+        return [m.key for m in mutations]
+    last = api.backend.allocate("scattered", partial)
+    counter = last - partial + 1
+    out = []
+    for m in mutations:
+        ref = m.key
+        if ref.is_partial:
+            ref = KeyRef(
+                ref.project, ref.database, ref.namespace, ref.path + (scattered_id(counter),)
+            )
+            counter += 1
+        out.append(ref)
+    return out
+
+
+def _prepare(
+    api: LocalDatastoreAPI,
+    mutations: Sequence[Mutation],
+    refs: Sequence[KeyRef],
+    txn: TxnState | None,
+) -> tuple[dict[int, _PartitionWork], list[_Prepared]]:
+    """Step 3: encode keys, bodies and index values outside any lock."""
+    work: dict[int, _PartitionWork] = {}
+    prepared: list[_Prepared] = []
+    empty_null = api.profile.empty_list_is_null
+    for m, ref in zip(mutations, refs):
+        pid = api.pid_of(ref, create=True)
+        part = work.get(pid)
+        if part is None:
+            part = work[pid] = _PartitionWork(pid)
+        key = encode_path(ref.path)
+        group = key if len(ref.path) == 2 else encode_path(ref.path[:2])
+        item = _Prepared(m.op, ref, key, group, ref.path[-2])
+        if m.entity is not None and m.op != "delete":
+            entity = m.entity
+            item.body = encode_body(entity.properties, entity.exclude)
+            _limits.check_entity_size(repr(ref.path), len(item.body) + len(key))
+            item.values = index_values(entity.properties, entity.exclude, empty_null)
+        part.items.append(item)
+        part.write_groups.add(group)
+        prepared.append(item)
+    if txn is not None:
+        for (pid, group), version in txn.groups.items():
+            part = work.get(pid)
+            if part is None:
+                part = work[pid] = _PartitionWork(pid)
+            part.read_groups[group] = version
+    return work, prepared
+
+
+def _write_partition(
+    api: LocalDatastoreAPI, w: Txn, part: _PartitionWork
+) -> dict[tuple[int, bytes], int]:
+    """Step 4 for one partition, inside the commit's database transaction."""
+    pid = part.pid
+    all_groups = sorted(part.write_groups | part.read_groups.keys())
+    states = w.lock_groups(pid, all_groups)
+    # DESIGN.md §8: any group the transaction read (or writes) that moved since its
+    # snapshot fails the whole commit, before anything is written.
+    for group, seen_version in part.read_groups.items():
+        if states[group][0] != seen_version:
+            raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
+    now = api.clock()
+    throttle = api.throttle
+    write_groups = sorted(part.write_groups)
+    for group in write_groups:
+        version, applied, tokens, tokens_at = states[group]
+        if throttle is not None:
+            tokens, tokens_at = throttle.take(tokens, tokens_at, now)
+            states[group] = (version, applied, tokens, tokens_at)
+        if applied < version:
+            # SEMANTICS.md §5.1: a write to a group first applies its pending writes
+            api.consistency.roll_forward_locked(w, pid, group)
+
+    old = w.read_entities(pid, sorted({p.key for p in part.items}))
+    final = _resolve(part.items, old)
+    deferred = api.consistency.defer_groups(write_groups, now)
+    new_state: dict[bytes, tuple[int, int, float | None, float | None]] = {}
+    for group in write_groups:
+        version, _applied, tokens, tokens_at = states[group]
+        # after the roll-forward above the group's applied version equals its version
+        new_state[group] = (
+            version + 1,
+            version if group in deferred else version + 1,
+            tokens,
+            tokens_at,
+        )
+    to_apply = []
+    pending: dict[bytes, list[tuple[bytes, str, bytes | None]]] = {}
+    for key, (item, body) in final.items():
+        if item.group in deferred:
+            pending.setdefault(item.group, []).append((key, item.kind, body))
+        else:
+            to_apply.append(
+                (key, item.kind, item.group, new_state[item.group][0], body, item.values)
+            )
+    for group, muts in pending.items():
+        api.consistency.record_pending(w, pid, group, new_state[group][0], muts, deferred[group])
+    apply_writes(api, w, pid, to_apply, old)
+    w.update_groups(pid, [(g, *new_state[g]) for g in write_groups])
+    return {(pid, group): state[0] for group, state in new_state.items()}
+
+
+def _resolve(
+    items: Sequence[_Prepared], old: dict[bytes, tuple[int, bytes]]
+) -> dict[bytes, tuple[_Prepared, bytes | None]]:
+    """Apply the mutations of one partition in order; the final body per key (None = deleted).
+
+    SEMANTICS.md §6.2: insert of an existing entity -> AlreadyExists; update of a missing
+    one -> NotFound; within a transaction, mutations of one entity apply in order.
+    """
+    exists = dict.fromkeys(old, True)
+    final: dict[bytes, tuple[_Prepared, bytes | None]] = {}
+    for item in items:
+        present = exists.get(item.key, False)
+        if item.op == "insert" and present:
+            raise exceptions.AlreadyExists("entity already exists")
+        if item.op == "update" and not present:
+            raise exceptions.NotFound("no entity to update")
+        if item.op == "delete":
+            exists[item.key] = False
+            final[item.key] = (item, None)
+        else:
+            exists[item.key] = True
+            final[item.key] = (item, item.body)
+    return final
+
+
+WriteRow = tuple[bytes, str, bytes, int, "bytes | None", "IndexValues | None"]
+
+
+def apply_writes(
+    api: LocalDatastoreAPI,
+    w: Txn,
+    pid: int,
+    rows: Sequence[tuple[bytes, str, bytes, int, bytes | None, IndexValues | None]],
+    old: dict[bytes, tuple[int, bytes]],
+) -> None:
+    """Make writes visible: entity rows plus the index-row difference against old bodies.
+
+    ``rows`` are (key, kind, group, version, body or None for delete, index values).
+    ``old`` maps keys to their current (version, body) in the applied state.
+    """
+    empty_null = api.profile.empty_list_is_null
+    remove: list[IndexRow] = []
+    add: list[IndexRow] = []
+    upserts: list[tuple[bytes, str, bytes, int, bytes]] = []
+    deletes: list[bytes] = []
+    for key, kind, group, version, body, values in rows:
+        before = old.get(key)
+        old_rows: set[IndexRow] = set()
+        if before is not None:
+            props, exclude = decode_body(before[1])
+            old_rows = entry_rows(api, kind, key, index_values(props, exclude, empty_null))
+        if body is None:
+            if before is None:
+                continue
+            remove.extend(old_rows)
+            deletes.append(key)
+            continue
+        if values is None:
+            props, exclude = decode_body(body)
+            values = index_values(props, exclude, empty_null)
+        new_rows = entry_rows(api, kind, key, values)
+        remove.extend(old_rows - new_rows)
+        add.extend(new_rows - old_rows)
+        upserts.append((key, kind, group, version, body))
+    if remove:
+        w.delete_index_entries(pid, remove)
+    if deletes:
+        w.delete_entities(pid, deletes)
+    if upserts:
+        w.upsert_entities(pid, upserts)
+    if add:
+        w.insert_index_entries(pid, add)
+
+
+def entry_rows(api: LocalDatastoreAPI, kind: str, key: bytes, values: IndexValues) -> set[IndexRow]:
+    """Every index entry of one entity: built-in single-property rows and composite rows."""
+    registry = api.registry
+    rows: set[IndexRow] = set()
+    builtin = registry.builtin
+    for name, encoded in values.items():
+        iid = builtin.get((kind, name))
+        if iid is None:
+            registry.reload()
+            builtin = registry.builtin
+            iid = builtin.get((kind, name))
+            if iid is None:  # pragma: no cover - ensure_builtin ran before the commit
+                raise exceptions.InternalServerError(f"no index registered for {kind}.{name}")
+        for value in encoded:
+            rows.add((iid, value, key))
+    composites = registry.writable(kind)
+    if composites:
+        from ._ordering import decode_path
+
+        path = decode_path(key)
+        for entry in composites:
+            for value in composite_values(entry.index, values, path):
+                rows.add((entry.id, value, key))
+    return rows
+
+
+Clock = Callable[[], float]

@@ -1,0 +1,134 @@
+"""Public objects <-> engine values (the role protobuf conversion plays in the official client).
+
+``Key`` -> ``KeyRef``, ``Entity``/``dict`` -> ``EntityValue``, ``GeoPoint`` -> ``GeoValue``;
+scalars pass through. Unknown types raise the official client's
+``ValueError('Unknown protobuf attr type', type)`` at ``put()`` time, before any I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+from ._codec import ValueFactory, decode_body
+from ._ordering import StrOrBytes
+from ._values import EntityValue, GeoValue, KeyRef, from_micros
+from .entity import Entity
+from .helpers import GeoPoint
+from .key import Key
+
+__all__ = [
+    "PUBLIC",
+    "body_to_entity",
+    "entity_to_value",
+    "key_to_ref",
+    "ref_to_key",
+    "to_value",
+    "value_to_public",
+]
+
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def key_to_ref(key: Key) -> KeyRef:
+    return KeyRef(key.project, key.database or "", key.namespace or "", key.flat_path)
+
+
+def ref_to_key(ref: KeyRef) -> Key:
+    return Key._from_trusted(ref.path, ref.project, ref.namespace or None, ref.database or None)
+
+
+def to_value(value: Any) -> Any:
+    """Convert one property value (recursively for lists and embedded entities)."""
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or kind is bytes or value is None:
+        return value
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError("Value out of range")
+        return value
+    if isinstance(value, _dt.datetime):
+        # SEMANTICS.md §2.1: naive means UTC; stored to the microsecond
+        if value.tzinfo is None:
+            return value.replace(tzinfo=_dt.UTC)
+        return value.astimezone(_dt.UTC)
+    if isinstance(value, Key):
+        return key_to_ref(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, int):
+        return to_value(int(value))
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    if isinstance(value, Entity):
+        return entity_to_value(value)
+    if isinstance(value, dict):
+        return EntityValue(None, {k: to_value(v) for k, v in value.items()}, frozenset())
+    if isinstance(value, list):
+        return [to_value(v) for v in value]
+    if isinstance(value, GeoPoint):
+        return GeoValue(float(value.latitude), float(value.longitude))
+    raise ValueError("Unknown protobuf attr type", type(value))
+
+
+def entity_to_value(entity: Entity) -> EntityValue:
+    """Convert an entity (its key may be partial or None)."""
+    key = entity.key
+    props = {}
+    for name, value in entity.items():
+        kind = type(value)
+        if kind is str or kind is float or kind is bool or kind is bytes or value is None:
+            props[name] = value
+        else:
+            props[name] = to_value(value)
+    return EntityValue(
+        key_to_ref(key) if key is not None else None,
+        props,
+        frozenset(entity.exclude_from_indexes),
+    )
+
+
+def _make_entity(key: Key | None, props: dict[str, Any], exclude: list[str]) -> Entity:
+    entity = Entity(key, exclude)
+    dict.update(entity, props)
+    return entity
+
+
+def _make_key(project: str, database: str, namespace: str, path: tuple[Any, ...]) -> Key:
+    return Key._from_trusted(path, project, namespace or None, database or None)
+
+
+# How the codec builds public objects straight from stored bodies.
+PUBLIC = ValueFactory(key=_make_key, geo=GeoPoint, entity=_make_entity, timestamp=from_micros)
+
+
+def body_to_entity(key: Key, body: bytes) -> Entity:
+    """Decode a stored body into an ``Entity`` with ``key``."""
+    props, exclude = decode_body(body, PUBLIC)
+    return _make_entity(key, props, exclude)
+
+
+def value_to_public(value: Any) -> Any:
+    """Engine value (e.g. from an index row) -> public value."""
+    kind = type(value)
+    if kind is KeyRef:
+        return ref_to_key(value)
+    if kind is GeoValue:
+        return GeoPoint(value.latitude, value.longitude)
+    if kind is StrOrBytes:
+        return bytes(value)
+    if kind is EntityValue:
+        entity = Entity(ref_to_key(value.key) if value.key else None, value.exclude)
+        dict.update(entity, {k: value_to_public(v) for k, v in value.properties.items()})
+        return entity
+    if kind is list:
+        return [value_to_public(v) for v in value]
+    return value
+
+
+def micros_to_datetime(micros: int) -> _dt.datetime:
+    return from_micros(micros)

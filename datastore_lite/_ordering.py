@@ -1,0 +1,273 @@
+"""Order-preserving byte encodings of keys and index values. Pure functions, no I/O.
+
+Byte order of the encodings is Datastore order, so SQL compares them with plain
+``BLOB``/``bytea`` comparison and every query is a range scan.
+
+Value encoding (DESIGN.md §5, SEMANTICS.md §2.1) — a rank byte in Datastore's cross-type
+order, then the value::
+
+    null       10
+    int / ts   20 <8 bytes: int64 + 2**63, big-endian>   (timestamps as µs: one class)
+    bool       30 <00|01>
+    str/bytes  40 <escaped raw bytes> 00 01               (str as UTF-8: one class)
+    double     50 <8 bytes: sortable IEEE-754>            (-inf < -0.0 < 0.0 < inf < NaN)
+    geo point  60 <double lat> <double lng>
+    key        70 <esc project> <esc database> <esc namespace> <path> 00 00
+
+    escaping:  00 -> 00 ff, then 00 01 terminates, so "a" < "a\\0" < "ab"
+
+Path (a stored key; an ancestor's encoding is a prefix of its descendants')::
+
+    element := <escaped kind> 00 01 ( 01 <int64 id> | 02 <escaped name> 00 01 )
+
+so ids sort before names, kinds byte-wise, ancestors before descendants (SEMANTICS.md §1.3).
+Every encoding is self-delimiting (hence prefix-free), so concatenated components of a
+composite index compare component by component, and a descending component is stored
+bitwise inverted.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import struct
+from typing import Any
+
+from ._values import GeoValue, KeyRef, to_micros
+
+__all__ = [
+    "RANK_BOOL",
+    "RANK_DOUBLE",
+    "RANK_GEO",
+    "RANK_INT",
+    "RANK_KEY",
+    "RANK_NULL",
+    "RANK_STR",
+    "StrOrBytes",
+    "decode_path",
+    "decode_value",
+    "encode_path",
+    "encode_path_value",
+    "encode_value",
+    "invert",
+    "prefix_end",
+]
+
+RANK_NULL = 0x10
+RANK_INT = 0x20
+RANK_BOOL = 0x30
+RANK_STR = 0x40
+RANK_DOUBLE = 0x50
+RANK_GEO = 0x60
+RANK_KEY = 0x70
+
+_NULL = bytes([RANK_NULL])
+_FALSE = bytes([RANK_BOOL, 0])
+_TRUE = bytes([RANK_BOOL, 1])
+_TERM = b"\x00\x01"
+_PATH_END = b"\x00\x00"
+_ID = b"\x01"
+_NAME = b"\x02"
+_SIGN = 1 << 63
+_MASK = (1 << 64) - 1
+_CANONICAL_NAN = 0x7FF8000000000000
+_pack_q = struct.Struct(">Q").pack
+_unpack_q = struct.Struct(">Q").unpack_from
+_pack_d = struct.Struct(">d").pack
+_unpack_d = struct.Struct(">d").unpack
+
+
+class StrOrBytes(bytes):
+    """A decoded str/bytes index value: the two share one class (SEMANTICS.md §2.1)."""
+
+
+def _esc(raw: bytes) -> bytes:
+    return raw.replace(b"\x00", b"\x00\xff") + _TERM
+
+
+def _int64(value: int) -> bytes:
+    return _pack_q(value + _SIGN)
+
+
+def _double(value: float) -> bytes:
+    if value != value:  # NaN: one canonical bit pattern, the largest double
+        bits = _CANONICAL_NAN
+    else:
+        bits = _unpack_q(_pack_d(value))[0]
+    # sortable IEEE-754: negative -> flip all bits; non-negative -> flip the sign bit
+    bits = bits ^ _MASK if bits & _SIGN else bits ^ _SIGN
+    return _pack_q(bits)
+
+
+def encode_path(path: tuple[Any, ...]) -> bytes:
+    """Encode a complete flat path ``(kind, id_or_name, ...)`` as a stored key."""
+    out = []
+    for i in range(0, len(path), 2):
+        out.append(_esc(path[i].encode("utf-8")))
+        ident = path[i + 1]
+        if type(ident) is str:
+            out.append(_NAME + _esc(ident.encode("utf-8")))
+        else:
+            out.append(_ID + _int64(ident))
+    return b"".join(out)
+
+
+def encode_path_value(path: tuple[Any, ...]) -> bytes:
+    """A self-delimiting path encoding (for keys inside index values)."""
+    return encode_path(path) + _PATH_END
+
+
+def encode_value(value: Any) -> bytes:
+    """Encode one indexable value (never a list or an embedded entity)."""
+    kind = type(value)
+    if kind is str:
+        return b"\x40" + _esc(value.encode("utf-8"))
+    if kind is int:
+        return b"\x20" + _int64(value)
+    if value is None:
+        return _NULL
+    if kind is bool:
+        return _TRUE if value else _FALSE
+    if kind is float:
+        return b"\x50" + _double(value)
+    if kind is bytes:
+        return b"\x40" + _esc(value)
+    if isinstance(value, _dt.datetime):
+        return b"\x20" + _int64(to_micros(value))
+    if kind is KeyRef:
+        return (
+            b"\x70"
+            + _esc(value.project.encode("utf-8"))
+            + _esc(value.database.encode("utf-8"))
+            + _esc(value.namespace.encode("utf-8"))
+            + encode_path_value(value.path)
+        )
+    if kind is GeoValue:
+        return b"\x60" + _double(value.latitude) + _double(value.longitude)
+    if isinstance(value, int):  # int subclasses (bool handled above)
+        return b"\x20" + _int64(int(value))
+    if isinstance(value, float):
+        return b"\x50" + _double(float(value))
+    if isinstance(value, str):
+        return b"\x40" + _esc(str(value).encode("utf-8"))
+    if isinstance(value, bytes):
+        return b"\x40" + _esc(bytes(value))
+    raise TypeError(f"value of type {kind.__name__} has no index encoding")
+
+
+def invert(data: bytes) -> bytes:
+    """Bitwise inversion: the encoding of a descending component."""
+    return data.translate(_INVERT)
+
+
+_INVERT = bytes(range(255, -1, -1))
+
+
+def prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string starting with ``prefix``.
+
+    ``None`` when there is none (the prefix is all ``ff``).
+    """
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+
+def _unesc(data: bytes, pos: int) -> tuple[bytes, int]:
+    """Read an escaped, terminated byte string starting at ``pos``."""
+    out = bytearray()
+    while True:
+        end = data.index(b"\x00", pos)
+        out += data[pos:end]
+        marker = data[end + 1]
+        if marker == 0x01:
+            return bytes(out), end + 2
+        if marker == 0xFF:
+            out.append(0)
+            pos = end + 2
+        else:
+            raise ValueError("corrupt escaped string in index value")
+
+
+def _read_double(data: bytes, pos: int) -> float:
+    bits = _unpack_q(data, pos)[0]
+    bits = bits ^ _SIGN if bits & _SIGN else bits ^ _MASK
+    value: float = _unpack_d(_pack_q(bits))[0]
+    return value
+
+
+def decode_path(data: bytes, pos: int = 0, end: int | None = None) -> tuple[Any, ...]:
+    """Decode a stored key (or the path part of a key value, up to ``end``)."""
+    limit = len(data) if end is None else end
+    out: list[Any] = []
+    while pos < limit:
+        if data[pos : pos + 2] == _PATH_END:
+            break
+        kind, pos = _unesc(data, pos)
+        out.append(kind.decode("utf-8"))
+        marker = data[pos]
+        if marker == 0x01:
+            out.append(_unpack_q(data, pos + 1)[0] - _SIGN)
+            pos += 9
+        elif marker == 0x02:
+            name, pos = _unesc(data, pos + 1)
+            out.append(name.decode("utf-8"))
+        else:
+            raise ValueError("corrupt key encoding")
+    return tuple(out)
+
+
+def _path_value_end(data: bytes, pos: int) -> int:
+    """Position just after the ``00 00`` terminator of a path value starting at ``pos``."""
+    while True:
+        if data[pos : pos + 2] == _PATH_END:
+            return pos + 2
+        _, pos = _unesc(data, pos)
+        if data[pos] == 0x01:
+            pos += 9
+        else:
+            _, pos = _unesc(data, pos + 1)
+
+
+def decode_value(data: bytes, pos: int = 0) -> tuple[Any, int]:
+    """Decode one value at ``pos``; return it and the position after it.
+
+    Timestamps come back as int microseconds (as projections return them, SEMANTICS.md
+    §2.2); strings and bytes as :class:`StrOrBytes`, since the encoding cannot tell them apart.
+    """
+    rank = data[pos]
+    if rank == RANK_NULL:
+        return None, pos + 1
+    if rank == RANK_INT:
+        return _unpack_q(data, pos + 1)[0] - _SIGN, pos + 9
+    if rank == RANK_BOOL:
+        return data[pos + 1] == 1, pos + 2
+    if rank == RANK_STR:
+        raw, end = _unesc(data, pos + 1)
+        return StrOrBytes(raw), end
+    if rank == RANK_DOUBLE:
+        return _read_double(data, pos + 1), pos + 9
+    if rank == RANK_GEO:
+        return GeoValue(_read_double(data, pos + 1), _read_double(data, pos + 9)), pos + 17
+    if rank == RANK_KEY:
+        project, p = _unesc(data, pos + 1)
+        database, p = _unesc(data, p)
+        namespace, p = _unesc(data, p)
+        end = _path_value_end(data, p)
+        path = decode_path(data, p, end - 2)
+        ref = KeyRef(project.decode(), database.decode(), namespace.decode(), path)
+        return ref, end
+    raise ValueError(f"corrupt index value (rank byte {rank:#x})")
+
+
+def value_end(data: bytes, pos: int) -> int:
+    """Position just after the value encoded at ``pos`` (without decoding it)."""
+    return decode_value(data, pos)[1]
+
+
+def is_nan(value: Any) -> bool:
+    return type(value) is float and math.isnan(value)

@@ -1,0 +1,806 @@
+"""SQLBackend: the one shared SQLAlchemy Core implementation of the row store.
+
+Statements are built with SQLAlchemy Core, compiled once per dialect and cached as SQL
+text, then run on the driver connection (stdlib ``sqlite3`` or psycopg 3). That keeps the
+SQL portable and written once while avoiding per-call ORM/Core overhead on hot paths
+(BENCHMARKS.md: per-entity Python work decides read speed). Dialects differ only by the
+capability attributes at the top of the class (STYLE.md rule 4).
+
+The row store speaks bytes, ints and strings: partitions, byte keys, bodies, index entries
+and group versions. It knows nothing of ``Entity`` or ``Key`` (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from .. import exceptions
+from . import _schema as S
+from ._errors import translating
+
+__all__ = ["Row", "SQLBackend", "Txn"]
+
+Row = tuple[Any, ...]
+_POSTCOMPILE = "__[POSTCOMPILE_{}]"
+
+
+class _Compiled:
+    """A compiled statement: SQL text, plus defaults for bind values SQLAlchemy invented."""
+
+    __slots__ = ("sql", "defaults")
+
+    def __init__(self, sql: str, defaults: dict[str, Any]) -> None:
+        self.sql = sql
+        self.defaults = defaults
+
+
+class SQLBackend:
+    """A row store on one SQL database.
+
+    Subclasses set the capabilities below and override :meth:`_configure_connection`.
+    """
+
+    #: short name shown in messages and benchmark tables
+    name: ClassVar[str] = "sql"
+    #: statement that opens a write transaction (SQLite: take the write lock up front)
+    write_begin: ClassVar[str] = "BEGIN"
+    #: group rows must be locked explicitly (PostgreSQL); SQLite's write lock covers all
+    locks_rows: ClassVar[bool] = False
+    #: one connection shared by every thread (SQLite in memory)
+    shared_connection: ClassVar[bool] = False
+    #: statement serialising schema creation between processes, or None
+    ddl_lock_sql: ClassVar[str | None] = None
+    #: SQLAlchemy's dialect-specific ``insert`` (for ON CONFLICT clauses)
+    insert_factory: ClassVar[Callable[..., Any]] = sa.insert
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = sa.create_engine(url, **engine_kwargs)
+        self.dialect: Dialect = self.engine.dialect
+        self._compiled: dict[tuple[str, tuple[tuple[str, int], ...]], _Compiled] = {}
+        self._local = threading.local()
+        self._all_connections: list[Any] = []
+        self._lock = threading.RLock()
+        self._pid = os.getpid()
+        self._partition_ids: dict[tuple[str, str, str], int] = {}
+        self._closed = False
+        self.secret: bytes = b""
+        try:
+            with translating():
+                self._ensure_schema()
+        except exceptions.DatastoreLiteError as exc:
+            self.engine.dispose()
+            if isinstance(exc, exceptions.FailedPrecondition):
+                raise
+            safe_url = self.engine.url.render_as_string(hide_password=True)
+            raise exceptions.ServiceUnavailable(
+                f"cannot open the datastore_lite database at {safe_url}: {exc.message}"
+            ) from exc
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _configure_connection(self, dbapi_conn: Any) -> None:
+        """Per-connection set-up (pragmas, autocommit). Overridden by dialects."""
+
+    def _connection(self) -> Any:
+        if self._closed:
+            raise exceptions.InternalServerError("the datastore_lite client has been closed")
+        if os.getpid() != self._pid:
+            self._after_fork()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            proxy = self.engine.raw_connection()
+            conn = proxy.driver_connection
+            self._configure_connection(conn)
+            self._local.conn = conn
+            self._local.proxy = proxy
+            with self._lock:
+                self._all_connections.append(proxy)
+        return conn
+
+    def _after_fork(self) -> None:
+        # A forked child must not touch the parent's sockets or SQLite handles: forget
+        # them (without closing) and start its own pool.
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._all_connections = []
+        self._lock = threading.RLock()
+        self.engine.dispose(close=False)
+
+    def close(self) -> None:
+        """Close every connection this backend opened."""
+        with self._lock:
+            proxies, self._all_connections = self._all_connections, []
+        for proxy in proxies:
+            try:
+                proxy.close()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                pass
+        self._local = threading.local()
+        self.engine.dispose()
+        self._closed = True
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        conn = self._connection()
+        if self.shared_connection:
+            with self._lock:
+                yield conn.cursor()
+        else:
+            yield conn.cursor()
+
+    @contextmanager
+    def read(self) -> Iterator[Txn]:
+        """Run statements that only read (each is its own consistent snapshot)."""
+        with translating(), self._cursor() as cur:
+            yield Txn(self, cur)
+
+    @contextmanager
+    def write(self) -> Iterator[Txn]:
+        """One database transaction: committed on success, rolled back on any error."""
+        with translating(), self._cursor() as cur:
+            cur.execute(self.write_begin)
+            try:
+                yield Txn(self, cur)
+            except BaseException:
+                try:
+                    cur.execute("ROLLBACK")
+                except Exception:  # pragma: no cover - the connection may already be gone
+                    pass
+                raise
+            cur.execute("COMMIT")
+
+    # -- statement compilation ---------------------------------------------------------------
+
+    def placeholder(self, name: str) -> str:
+        """The driver's named-parameter syntax for ``name``."""
+        if self.dialect.paramstyle == "named":
+            return ":" + name
+        return f"%({name})s"
+
+    def compiled(self, name: str, build: Callable[[], Any], **sizes: int) -> _Compiled:
+        """Compile ``build()`` once per (name, sizes).
+
+        ``sizes`` gives the length of each expanding bind parameter (``bindparam(p,
+        expanding=True)``), rendered as ``p_1 .. p_n``; other sizes only key the cache (for
+        statements whose shape depends on a count, such as multi-row VALUES).
+        """
+        cache_key = (name, tuple(sizes.items()))
+        hit = self._compiled.get(cache_key)
+        if hit is not None:
+            return hit
+        compiled = build().compile(dialect=self.dialect)
+        sql = str(compiled)
+        for param, n in sizes.items():
+            marks = ", ".join(self.placeholder(f"{param}_{i}") for i in range(1, n + 1))
+            sql = sql.replace(_POSTCOMPILE.format(param), marks)
+        defaults = {
+            compiled.bind_names[bp]: bp.value
+            for bp in compiled.binds.values()
+            if not bp.required and not bp.expanding and bp.value is not None
+        }
+        result = self._compiled[cache_key] = _Compiled(sql, defaults)
+        return result
+
+    # -- schema ------------------------------------------------------------------------------
+
+    def _ensure_schema(self) -> None:
+        """Create the tables on first use; refuse a database from a newer version."""
+        with self.engine.begin() as conn:
+            if self.ddl_lock_sql:
+                conn.exec_driver_sql(self.ddl_lock_sql)
+            S.metadata.create_all(conn, checkfirst=True)
+            self._after_create(conn)
+            meta = S.meta
+            rows = dict(conn.execute(sa.select(meta.c.name, meta.c.value)).all())
+            version = int(rows.get("schema_version", "0"))
+            if version > S.SCHEMA_VERSION:
+                raise exceptions.FailedPrecondition(
+                    f"this database was written by a newer datastore_lite (schema version "
+                    f"{version}); this version understands schema version {S.SCHEMA_VERSION}. "
+                    "Upgrade datastore_lite to open it."
+                )
+            defaults = {
+                "schema_version": str(S.SCHEMA_VERSION),
+                "secret": secrets.token_hex(32),
+                "index_generation": "0",
+            }
+            for key, value in defaults.items():
+                if key not in rows:
+                    conn.execute(meta.insert().values(name=key, value=value))
+                    rows[key] = value
+            counters = S.counters
+            have = set(conn.execute(sa.select(counters.c.name)).scalars())
+            for counter in ("scattered", "sequential"):
+                if counter not in have:
+                    conn.execute(counters.insert().values(name=counter, value=0))
+        self.secret = bytes.fromhex(rows["secret"])
+
+    def _after_create(self, conn: sa.Connection) -> None:
+        """Dialect-specific DDL after the tables exist (e.g. PostgreSQL storage settings)."""
+
+    # -- partitions --------------------------------------------------------------------------
+
+    def partition_id(self, project: str, database: str, namespace: str, create: bool = True) -> int:
+        """The small integer naming (project, database, namespace); -1 if absent and not created."""
+        part = (project, database, namespace)
+        pid = self._partition_ids.get(part)
+        if pid is not None:
+            return pid
+        t = S.partitions
+        find = self.compiled(
+            "partition_find",
+            lambda: sa.select(t.c.id).where(
+                t.c.project == sa.bindparam("project"),
+                t.c.database == sa.bindparam("database"),
+                t.c.namespace == sa.bindparam("namespace"),
+            ),
+        )
+        params = {"project": project, "database": database, "namespace": namespace}
+        with self.read() as txn:
+            row = txn.fetchone(find, params)
+        if row is None:
+            if not create:
+                return -1
+            add = self.compiled(
+                "partition_add",
+                lambda: (
+                    self.insert_factory(t)
+                    .values(
+                        project=sa.bindparam("project"),
+                        database=sa.bindparam("database"),
+                        namespace=sa.bindparam("namespace"),
+                    )
+                    .on_conflict_do_nothing()
+                ),
+            )
+            with self.write() as txn:
+                txn.run(add, params)
+                row = txn.fetchone(find, params)
+        assert row is not None
+        self._partition_ids[part] = row[0]
+        return int(row[0])
+
+    def partitions(self) -> list[tuple[int, str, str, str]]:
+        """Every partition: (id, project, database, namespace)."""
+        t = S.partitions
+        stmt = self.compiled(
+            "partitions_all", lambda: sa.select(t.c.id, t.c.project, t.c.database, t.c.namespace)
+        )
+        with self.read() as txn:
+            return [tuple(r) for r in txn.fetchall(stmt, {})]  # type: ignore[misc]
+
+    # -- index registry ----------------------------------------------------------------------
+
+    def load_indexes(self) -> list[tuple[int, str, str, bool, list[list[str]], bool, str]]:
+        """All index definitions: (id, definition, kind, ancestor, properties, builtin, state)."""
+        t = S.indexes
+        stmt = self.compiled(
+            "indexes_all",
+            lambda: sa.select(
+                t.c.id,
+                t.c.definition,
+                t.c.kind,
+                t.c.ancestor,
+                t.c.properties,
+                t.c.builtin,
+                t.c.state,
+            ),
+        )
+        with self.read() as txn:
+            rows = txn.fetchall(stmt, {})
+        return [(r[0], r[1], r[2], bool(r[3]), json.loads(r[4]), bool(r[5]), r[6]) for r in rows]
+
+    def register_indexes(
+        self, definitions: Iterable[tuple[str, str, bool, list[list[str]], bool, str]]
+    ) -> None:
+        """Insert index definitions (definition, kind, ancestor, properties, builtin, state).
+
+        Existing definitions are left alone. A new non-built-in definition bumps the index
+        generation, so every writer reloads the registry before its next commit.
+        """
+        t = S.indexes
+        add = self.compiled(
+            "index_add",
+            lambda: (
+                self.insert_factory(t)
+                .values(
+                    definition=sa.bindparam("definition"),
+                    kind=sa.bindparam("kind"),
+                    ancestor=sa.bindparam("ancestor"),
+                    properties=sa.bindparam("properties"),
+                    builtin=sa.bindparam("builtin"),
+                    state=sa.bindparam("state"),
+                )
+                .on_conflict_do_nothing()
+            ),
+        )
+        rows = [
+            {
+                "definition": d,
+                "kind": kind,
+                "ancestor": ancestor,
+                "properties": json.dumps(props),
+                "builtin": builtin,
+                "state": state,
+            }
+            for d, kind, ancestor, props, builtin, state in definitions
+        ]
+        if not rows:
+            return
+        with self.write() as txn:
+            txn.runmany(add, rows)
+            if not all(r["builtin"] for r in rows):
+                txn.bump_index_generation()
+
+    def set_index_state(self, index_id: int, state: str) -> None:
+        t = S.indexes
+        stmt = self.compiled(
+            "index_state",
+            lambda: (
+                t.update().where(t.c.id == sa.bindparam("iid")).values(state=sa.bindparam("state"))
+            ),
+        )
+        with self.write() as txn:
+            txn.run(stmt, {"iid": index_id, "state": state})
+            txn.bump_index_generation()
+
+    def drop_index(self, index_id: int) -> None:
+        """Remove an index definition and all of its entries."""
+        e, t = S.index_entries, S.indexes
+        del_entries = self.compiled(
+            "index_drop_entries",
+            lambda: e.delete().where(e.c.index_id == sa.bindparam("iid")),
+        )
+        del_def = self.compiled(
+            "index_drop_def", lambda: t.delete().where(t.c.id == sa.bindparam("iid"))
+        )
+        with self.write() as txn:
+            txn.run(del_entries, {"iid": index_id})
+            txn.run(del_def, {"iid": index_id})
+            txn.bump_index_generation()
+
+    # -- id counters -------------------------------------------------------------------------
+
+    def allocate(self, counter: str, count: int) -> int:
+        """Advance ``counter`` by ``count`` in its own short transaction; return the new value.
+
+        The ids handed out are ``new - count + 1 .. new``. Kept out of commit transactions so
+        the counter row is never locked for longer than one statement.
+        """
+        c = S.counters
+        stmt = self.compiled(
+            "counter_alloc",
+            lambda: (
+                c.update()
+                .where(c.c.name == sa.bindparam("name"))
+                .values(value=c.c.value + sa.bindparam("count"))
+                .returning(c.c.value)
+            ),
+        )
+        with self.write() as txn:
+            row = txn.fetchone(stmt, {"name": counter, "count": count})
+        assert row is not None
+        return int(row[0])
+
+    def counter_value(self, counter: str) -> int:
+        c = S.counters
+        stmt = self.compiled(
+            "counter_get",
+            lambda: sa.select(c.c.value).where(c.c.name == sa.bindparam("name")),
+        )
+        with self.read() as txn:
+            row = txn.fetchone(stmt, {"name": counter})
+        return int(row[0]) if row else 0
+
+
+class Txn:
+    """Statements inside one read or write scope of a :class:`SQLBackend`."""
+
+    __slots__ = ("b", "cur")
+
+    def __init__(self, backend: SQLBackend, cursor: Any) -> None:
+        self.b = backend
+        self.cur = cursor
+
+    # -- primitives --------------------------------------------------------------------------
+
+    def run(self, stmt: _Compiled, params: dict[str, Any]) -> Any:
+        if stmt.defaults:
+            params = {**stmt.defaults, **params}
+        return self.cur.execute(stmt.sql, params)
+
+    def runmany(self, stmt: _Compiled, rows: Sequence[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if stmt.defaults:
+            rows = [{**stmt.defaults, **r} for r in rows]
+        self.cur.executemany(stmt.sql, rows)
+
+    def fetchone(self, stmt: _Compiled, params: dict[str, Any]) -> Row | None:
+        self.run(stmt, params)
+        row = self.cur.fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self, stmt: _Compiled, params: dict[str, Any]) -> list[Row]:
+        self.run(stmt, params)
+        return self.cur.fetchall()  # type: ignore[no-any-return]
+
+    # -- meta --------------------------------------------------------------------------------
+
+    def index_generation(self, lock: bool = False) -> int:
+        """The index generation; ``lock`` holds a share lock on it until commit.
+
+        Writers read it locked (PostgreSQL), so a new index's generation bump waits for
+        in-flight commits and every later commit sees the new index (DESIGN.md §10).
+        """
+        m = S.meta
+        lock = lock and self.b.locks_rows
+
+        def build() -> Any:
+            stmt = sa.select(m.c.value).where(m.c.name == "index_generation")
+            return stmt.with_for_update(read=True) if lock else stmt
+
+        row = self.fetchone(self.b.compiled(f"meta_generation_{lock}", build), {})
+        return int(row[0]) if row else 0
+
+    def bump_index_generation(self) -> None:
+        m = S.meta
+        # value is text; read-modify-write inside this write transaction
+        generation = self.index_generation() + 1
+        stmt = self.b.compiled(
+            "meta_generation_set",
+            lambda: (
+                m.update().where(m.c.name == "index_generation").values(value=sa.bindparam("value"))
+            ),
+        )
+        self.run(stmt, {"value": str(generation)})
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def lookup(self, pid: int, group_keys: Sequence[bytes], keys: Sequence[bytes]) -> list[Row]:
+        """Groups with their versions, each joined to the requested entities in it.
+
+        Rows: (group_key, group_version, applied, key | None, entity_version, body).
+        One statement, so group versions and bodies come from the same snapshot.
+        """
+        g, e = S.groups, S.entities
+        ng, nk = len(group_keys), len(keys)
+
+        def build() -> Any:
+            join = sa.and_(
+                e.c.partition == g.c.partition,
+                e.c.group_key == g.c.group_key,
+                e.c.key.in_(sa.bindparam("k", expanding=True)),
+            )
+            return (
+                sa.select(g.c.group_key, g.c.version, g.c.applied, e.c.key, e.c.version, e.c.body)
+                .select_from(g.outerjoin(e, join))
+                .where(
+                    g.c.partition == sa.bindparam("pid"),
+                    g.c.group_key.in_(sa.bindparam("g", expanding=True)),
+                )
+            )
+
+        stmt = self.b.compiled("lookup", build, g=ng, k=nk)
+        params: dict[str, Any] = {"pid": pid}
+        for i, gk in enumerate(group_keys, 1):
+            params[f"g_{i}"] = gk
+        for i, k in enumerate(keys, 1):
+            params[f"k_{i}"] = k
+        return self.fetchall(stmt, params)
+
+    def read_entities(self, pid: int, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
+        """Current (version, body) of the entities among ``keys`` that exist."""
+        e = S.entities
+        stmt = self.b.compiled(
+            "read_entities",
+            lambda: sa.select(e.c.key, e.c.version, e.c.body).where(
+                e.c.partition == sa.bindparam("pid"),
+                e.c.key.in_(sa.bindparam("k", expanding=True)),
+            ),
+            k=len(keys),
+        )
+        params: dict[str, Any] = {"pid": pid}
+        for i, k in enumerate(keys, 1):
+            params[f"k_{i}"] = k
+        return {bytes(r[0]): (r[1], bytes(r[2])) for r in self.fetchall(stmt, params)}
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def lock_groups(
+        self, pid: int, group_keys: Sequence[bytes]
+    ) -> dict[bytes, tuple[int, int, float | None, float | None]]:
+        """Lock (creating when absent) the groups, in the given order; return their state.
+
+        Returns ``{group_key: (version, applied, tokens, tokens_at)}``. Callers pass the
+        groups sorted, so every writer locks in one fixed order and none can deadlock.
+        One upsert statement: ``ON CONFLICT DO UPDATE`` takes the row lock on PostgreSQL.
+        """
+        g = S.groups
+        n = len(group_keys)
+
+        def build() -> Any:
+            ins = self.b.insert_factory(g).values(
+                [
+                    {
+                        "partition": sa.bindparam("pid"),
+                        "group_key": sa.bindparam(f"gk_{i}"),
+                        "version": 0,
+                        "applied": 0,
+                    }
+                    for i in range(n)
+                ]
+            )
+            return ins.on_conflict_do_update(
+                index_elements=[g.c.partition, g.c.group_key],
+                set_={"version": ins.excluded.version + g.c.version},
+            ).returning(g.c.group_key, g.c.version, g.c.applied, g.c.tokens, g.c.tokens_at)
+
+        stmt = self.b.compiled("lock_groups", build, n=n)
+        params: dict[str, Any] = {"pid": pid}
+        for i, gk in enumerate(group_keys):
+            params[f"gk_{i}"] = gk
+        rows = self.fetchall(stmt, params)
+        return {bytes(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def update_groups(
+        self, pid: int, rows: Sequence[tuple[bytes, int, int, float | None, float | None]]
+    ) -> None:
+        """Set (version, applied, tokens, tokens_at) of locked groups."""
+        g = S.groups
+        stmt = self.b.compiled(
+            "update_groups",
+            lambda: (
+                g.update()
+                .where(g.c.partition == sa.bindparam("pid"), g.c.group_key == sa.bindparam("gk"))
+                .values(
+                    version=sa.bindparam("v"),
+                    applied=sa.bindparam("a"),
+                    tokens=sa.bindparam("t"),
+                    tokens_at=sa.bindparam("ta"),
+                )
+            ),
+        )
+        self.runmany(
+            stmt,
+            [{"pid": pid, "gk": gk, "v": v, "a": a, "t": t, "ta": ta} for gk, v, a, t, ta in rows],
+        )
+
+    def upsert_entities(
+        self, pid: int, rows: Sequence[tuple[bytes, str, bytes, int, bytes]]
+    ) -> None:
+        """Write entities: rows of (key, kind, group_key, version, body)."""
+        e = S.entities
+
+        def build() -> Any:
+            ins = self.b.insert_factory(e).values(
+                partition=sa.bindparam("pid"),
+                key=sa.bindparam("key"),
+                kind=sa.bindparam("kind"),
+                group_key=sa.bindparam("gk"),
+                version=sa.bindparam("v"),
+                body=sa.bindparam("body"),
+            )
+            return ins.on_conflict_do_update(
+                index_elements=[e.c.partition, e.c.key],
+                set_={
+                    "kind": ins.excluded.kind,
+                    "group_key": ins.excluded.group_key,
+                    "version": ins.excluded.version,
+                    "body": ins.excluded.body,
+                },
+            )
+
+        stmt = self.b.compiled("upsert_entities", build)
+        self.runmany(
+            stmt,
+            [
+                {"pid": pid, "key": k, "kind": kind, "gk": gk, "v": v, "body": body}
+                for k, kind, gk, v, body in rows
+            ],
+        )
+
+    def delete_entities(self, pid: int, keys: Sequence[bytes]) -> None:
+        e = S.entities
+        stmt = self.b.compiled(
+            "delete_entity",
+            lambda: e.delete().where(
+                e.c.partition == sa.bindparam("pid"), e.c.key == sa.bindparam("key")
+            ),
+        )
+        self.runmany(stmt, [{"pid": pid, "key": k} for k in keys])
+
+    def insert_index_entries(
+        self, pid: int, rows: Sequence[tuple[int, bytes, bytes]], ignore_existing: bool = False
+    ) -> None:
+        """Add index entries: rows of (index_id, value, key)."""
+        x = S.index_entries
+
+        def build() -> Any:
+            ins = self.b.insert_factory(x).values(
+                index_id=sa.bindparam("iid"),
+                partition=sa.bindparam("pid"),
+                value=sa.bindparam("v"),
+                key=sa.bindparam("k"),
+            )
+            return ins.on_conflict_do_nothing() if ignore_existing else ins
+
+        stmt = self.b.compiled(f"insert_entries_{ignore_existing}", build)
+        self.runmany(stmt, [{"iid": i, "pid": pid, "v": v, "k": k} for i, v, k in rows])
+
+    def delete_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Remove index entries: rows of (index_id, value, key)."""
+        x = S.index_entries
+        stmt = self.b.compiled(
+            "delete_entries",
+            lambda: x.delete().where(
+                x.c.index_id == sa.bindparam("iid"),
+                x.c.partition == sa.bindparam("pid"),
+                x.c.value == sa.bindparam("v"),
+                x.c.key == sa.bindparam("k"),
+            ),
+        )
+        self.runmany(stmt, [{"iid": i, "pid": pid, "v": v, "k": k} for i, v, k in rows])
+
+    def bump_counter(self, counter: str, at_least: int) -> None:
+        """Raise ``counter`` to ``at_least`` if it is lower (reserving ids)."""
+        c = S.counters
+        stmt = self.b.compiled(
+            "counter_bump",
+            lambda: (
+                c.update()
+                .where(c.c.name == sa.bindparam("name"), c.c.value < sa.bindparam("at_least"))
+                .values(value=sa.bindparam("at_least"))
+            ),
+        )
+        self.run(stmt, {"name": counter, "at_least": at_least})
+
+    # -- inspection (tests, CLI) -------------------------------------------------------------
+
+    def index_entries(self, pid: int, index_id: int) -> list[tuple[bytes, bytes]]:
+        """All (value, key) entries of one index in one partition, in index order."""
+        x = S.index_entries
+        stmt = self.b.compiled(
+            "entries_of",
+            lambda: (
+                sa.select(x.c.value, x.c.key)
+                .where(x.c.index_id == sa.bindparam("iid"), x.c.partition == sa.bindparam("pid"))
+                .order_by(x.c.value, x.c.key)
+            ),
+        )
+        return [(bytes(v), bytes(k)) for v, k in self.fetchall(stmt, {"iid": index_id, "pid": pid})]
+
+    # -- pending writes (eventual consistency) -----------------------------------------------
+
+    def insert_pending(self, pid: int, group: bytes, version: int, due: float, blob: bytes) -> None:
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_add",
+            lambda: p.insert().values(
+                partition=sa.bindparam("pid"),
+                group_key=sa.bindparam("gk"),
+                version=sa.bindparam("v"),
+                due=sa.bindparam("due"),
+                mutations=sa.bindparam("blob"),
+            ),
+        )
+        self.run(stmt, {"pid": pid, "gk": group, "v": version, "due": due, "blob": blob})
+
+    def pending_of_group(self, pid: int, group: bytes) -> list[tuple[int, bytes]]:
+        """A group's pending writes in commit order: (version, mutations blob)."""
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_group",
+            lambda: (
+                sa.select(p.c.version, p.c.mutations)
+                .where(p.c.partition == sa.bindparam("pid"), p.c.group_key == sa.bindparam("gk"))
+                .order_by(p.c.version)
+            ),
+        )
+        return [(v, bytes(b)) for v, b in self.fetchall(stmt, {"pid": pid, "gk": group})]
+
+    def delete_pending(self, pid: int, group: bytes, version: int) -> None:
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_del",
+            lambda: p.delete().where(
+                p.c.partition == sa.bindparam("pid"),
+                p.c.group_key == sa.bindparam("gk"),
+                p.c.version == sa.bindparam("v"),
+            ),
+        )
+        self.run(stmt, {"pid": pid, "gk": group, "v": version})
+
+    def due_pending(self, now: float) -> list[tuple[int, bytes, int, float]]:
+        """Pending writes due by ``now``: (partition, group, version, due), in group order."""
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_due",
+            lambda: (
+                sa.select(p.c.partition, p.c.group_key, p.c.version, p.c.due)
+                .where(p.c.due <= sa.bindparam("now"))
+                .order_by(p.c.partition, p.c.group_key, p.c.version)
+            ),
+        )
+        now_value = now if now != float("inf") else 1e300
+        return [(a, bytes(b), c, d) for a, b, c, d in self.fetchall(stmt, {"now": now_value})]
+
+    def all_pending(self) -> list[tuple[int, bytes, int, float, bytes]]:
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_all",
+            lambda: sa.select(
+                p.c.partition, p.c.group_key, p.c.version, p.c.due, p.c.mutations
+            ).order_by(p.c.partition, p.c.group_key, p.c.version),
+        )
+        return [(a, bytes(b), c, d, bytes(e)) for a, b, c, d, e in self.fetchall(stmt, {})]
+
+    # -- scans used by index builds and tools ------------------------------------------------
+
+    def entities_of_kind(
+        self, pid: int, kind: str, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` (key, body) of one kind in key order, after ``after``."""
+        e = S.entities
+
+        lock = self.b.locks_rows
+
+        def build(resume: bool) -> Callable[[], Any]:
+            def make() -> Any:
+                conds = [e.c.partition == sa.bindparam("pid"), e.c.kind == sa.bindparam("kind")]
+                if resume:
+                    conds.append(e.c.key > sa.bindparam("after"))
+                stmt = (
+                    sa.select(e.c.key, e.c.body)
+                    .where(*conds)
+                    .order_by(e.c.key)
+                    .limit(sa.bindparam("lim"))
+                )
+                # index builds: a concurrent writer of these rows waits for the chunk
+                return stmt.with_for_update(read=True) if lock else stmt
+
+            return make
+
+        resume = after is not None
+        stmt = self.b.compiled(f"kind_scan_{resume}", build(resume))
+        params: dict[str, Any] = {"pid": pid, "kind": kind, "lim": limit}
+        if resume:
+            params["after"] = after
+        return [(bytes(k), bytes(b)) for k, b in self.fetchall(stmt, params)]
+
+    def kinds(self, pid: int) -> list[str]:
+        """The distinct kinds stored in a partition."""
+        e = S.entities
+        stmt = self.b.compiled(
+            "kinds_of",
+            lambda: (
+                sa.select(e.c.kind)
+                .where(e.c.partition == sa.bindparam("pid"))
+                .distinct()
+                .order_by(e.c.kind)
+            ),
+        )
+        return [r[0] for r in self.fetchall(stmt, {"pid": pid})]
+
+    def count_entities(self, pid: int, kind: str) -> int:
+        e = S.entities
+        stmt = self.b.compiled(
+            "count_kind",
+            lambda: (
+                sa.select(sa.func.count())
+                .select_from(e)
+                .where(e.c.partition == sa.bindparam("pid"), e.c.kind == sa.bindparam("kind"))
+            ),
+        )
+        row = self.fetchone(stmt, {"pid": pid, "kind": kind})
+        return int(row[0]) if row else 0
