@@ -55,9 +55,7 @@ def describe_path(path: tuple[Any, ...]) -> str:
     parts = []
     for i in range(0, len(path), 2):
         ident = path[i + 1] if i + 1 < len(path) else ""
-        if isinstance(ident, str) and ident:
-            ident = f'"{ident}"'
-        parts.append(f"{path[i]}: {ident}")
+        parts.append(f"{path[i]}: {ident}")  # emulator: names unquoted, "[A: n, Other: ]"
     return "[" + ", ".join(parts) + "]"
 
 
