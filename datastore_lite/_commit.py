@@ -266,7 +266,7 @@ def apply_writes(
     empty_null = api.profile.empty_list_is_null
     remove: list[IndexRow] = []
     add: list[IndexRow] = []
-    upserts: list[tuple[bytes, str, bytes, int, bytes]] = []
+    upserts: list[tuple[bytes, str, bytes, int, bytes, int]] = []
     deletes: list[bytes] = []
     for key, kind, group, version, body, values in rows:
         before = old.get(key)
@@ -286,7 +286,8 @@ def apply_writes(
         new_rows = entry_rows(api, kind, key, values)
         remove.extend(old_rows - new_rows)
         add.extend(new_rows - old_rows)
-        upserts.append((key, kind, group, version, body))
+        multi = 1 if any(len(v) > 1 for v in values.values()) else 0
+        upserts.append((key, kind, group, version, body, multi))
     if remove:
         w.delete_index_entries(pid, remove)
     if deletes:

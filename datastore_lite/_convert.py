@@ -45,7 +45,8 @@ def to_value(value: Any) -> Any:
         return value
     if kind is int:
         if not _INT64_MIN <= value <= _INT64_MAX:
-            raise ValueError("Value out of range")
+            # the official client's text (from protobuf): "Value out of range: 9223372036854775808"
+            raise ValueError(f"Value out of range: {value}")
         return value
     if isinstance(value, _dt.datetime):
         # SEMANTICS.md §2.1: naive means UTC; stored to the microsecond

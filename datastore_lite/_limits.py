@@ -156,8 +156,13 @@ def _check_value(name: str, value: Any, indexed: bool, depth: int) -> None:
             raise _invalid(f"Key path element must not be incomplete: {describe_path(value.path)}")
         check_key(value, write=False)
     elif kind is GeoValue:
+        # emulator: NaN has its own text; latitude is checked fully before longitude
+        if value.latitude != value.latitude:
+            raise _invalid("Geo point latitude is not a number.")
         if not -90.0 <= value.latitude <= 90.0:
             raise _invalid("Geo point latitude outside permitted range -90.0 to 90.0.")
+        if value.longitude != value.longitude:
+            raise _invalid("Geo point longitude is not a number.")
         if not -180.0 <= value.longitude <= 180.0:
             raise _invalid("Geo point longitude outside permitted range -180.0 to 180.0.")
     elif kind is EntityValue:
@@ -165,7 +170,7 @@ def _check_value(name: str, value: Any, indexed: bool, depth: int) -> None:
             check_key(value.key, write=False)
         check_properties(value, depth + 1)
     elif isinstance(value, _dt.datetime):
-        micros_ok = _dt.datetime.min < value.replace(tzinfo=None) <= _dt.datetime.max
+        micros_ok = _dt.datetime.min <= value.replace(tzinfo=None) <= _dt.datetime.max
         if not micros_ok:  # pragma: no cover - datetime already bounds the range
             raise _invalid(f'The value of property "{name}" is out of the timestamp range.')
 

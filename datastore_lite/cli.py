@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         photo = Entity(client.key("User", "alice", "Photo"))
         photo["caption"] = "first photo"
         client.put(photo)
+        assert photo.key is not None
         print("stored", photo.key, "->", client.get(photo.key))
         client.close()
     return 0

@@ -172,7 +172,9 @@ class Client:
             path = "index.yaml"
         if path is None:
             return None
-        sync_index_yaml(self._datastore_api, os.fspath(path))
+        self._datastore_api.index_yaml = os.fspath(path)
+        if os.path.exists(path):
+            sync_index_yaml(self._datastore_api, os.fspath(path))
         return os.fspath(path)
 
     # -- properties --------------------------------------------------------------------------

@@ -277,7 +277,7 @@ def composite_values(index: Index, values: IndexValues, path: tuple[Any, ...]) -
     combos = [b"".join(parts) for parts in itertools.product(*columns)]
     if not index.ancestor:
         return combos
-    out = []
+    out: list[bytes] = []
     for end in range(2, len(path) + 1, 2):
         lead = encode_path_value(path[:end])
         out.extend(lead + combo for combo in combos)

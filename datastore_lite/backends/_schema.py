@@ -43,6 +43,9 @@ entities = sa.Table(
     sa.Column("group_key", sa.LargeBinary, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
+    # 1 when some indexed property holds several values: the entity may have several
+    # entries in one index, so queries de-duplicate it (0 lets them skip that work)
+    sa.Column("multi", sa.SmallInteger, nullable=False, server_default="0"),
     # kind scans and kind + ancestor key ranges
     sa.Index("ix_dl_entities_kind", "partition", "kind", "key"),
 )

@@ -66,7 +66,7 @@ class SQLBackend:
         self.url = url
         self.engine = sa.create_engine(url, **engine_kwargs)
         self.dialect: Dialect = self.engine.dialect
-        self._compiled: dict[tuple[str, tuple[tuple[str, int], ...]], _Compiled] = {}
+        self._compiled: dict[tuple[str, Any, tuple[tuple[str, int], ...]], _Compiled] = {}
         self._local = threading.local()
         self._all_connections: list[Any] = []
         self._lock = threading.RLock()
@@ -167,14 +167,16 @@ class SQLBackend:
             return ":" + name
         return f"%({name})s"
 
-    def compiled(self, name: str, build: Callable[[], Any], **sizes: int) -> _Compiled:
+    def compiled(
+        self, name: str, build: Callable[[], Any], *, shape: Any = None, **sizes: int
+    ) -> _Compiled:
         """Compile ``build()`` once per (name, sizes).
 
         ``sizes`` gives the length of each expanding bind parameter (``bindparam(p,
         expanding=True)``), rendered as ``p_1 .. p_n``; other sizes only key the cache (for
         statements whose shape depends on a count, such as multi-row VALUES).
         """
-        cache_key = (name, tuple(sizes.items()))
+        cache_key = (name, shape, tuple(sizes.items()))
         hit = self._compiled.get(cache_key)
         if hit is not None:
             return hit
@@ -277,7 +279,7 @@ class SQLBackend:
             "partitions_all", lambda: sa.select(t.c.id, t.c.project, t.c.database, t.c.namespace)
         )
         with self.read() as txn:
-            return [tuple(r) for r in txn.fetchall(stmt, {})]  # type: ignore[misc]
+            return [(r[0], r[1], r[2], r[3]) for r in txn.fetchall(stmt, {})]
 
     # -- index registry ----------------------------------------------------------------------
 
@@ -515,6 +517,22 @@ class Txn:
             params[f"k_{i}"] = k
         return {bytes(r[0]): (r[1], bytes(r[2])) for r in self.fetchall(stmt, params)}
 
+    def group_states(self, pid: int, group_keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """(version, applied) of existing groups among ``group_keys``."""
+        g = S.groups
+        stmt = self.b.compiled(
+            "group_states",
+            lambda: sa.select(g.c.group_key, g.c.version, g.c.applied).where(
+                g.c.partition == sa.bindparam("pid"),
+                g.c.group_key.in_(sa.bindparam("g", expanding=True)),
+            ),
+            g=len(group_keys),
+        )
+        params: dict[str, Any] = {"pid": pid}
+        for i, gk in enumerate(group_keys, 1):
+            params[f"g_{i}"] = gk
+        return {bytes(r[0]): (r[1], r[2]) for r in self.fetchall(stmt, params)}
+
     # -- writes ------------------------------------------------------------------------------
 
     def lock_groups(
@@ -577,9 +595,9 @@ class Txn:
         )
 
     def upsert_entities(
-        self, pid: int, rows: Sequence[tuple[bytes, str, bytes, int, bytes]]
+        self, pid: int, rows: Sequence[tuple[bytes, str, bytes, int, bytes, int]]
     ) -> None:
-        """Write entities: rows of (key, kind, group_key, version, body)."""
+        """Write entities: rows of (key, kind, group_key, version, body, multi)."""
         e = S.entities
 
         def build() -> Any:
@@ -590,6 +608,7 @@ class Txn:
                 group_key=sa.bindparam("gk"),
                 version=sa.bindparam("v"),
                 body=sa.bindparam("body"),
+                multi=sa.bindparam("multi"),
             )
             return ins.on_conflict_do_update(
                 index_elements=[e.c.partition, e.c.key],
@@ -598,6 +617,7 @@ class Txn:
                     "group_key": ins.excluded.group_key,
                     "version": ins.excluded.version,
                     "body": ins.excluded.body,
+                    "multi": ins.excluded.multi,
                 },
             )
 
@@ -605,8 +625,8 @@ class Txn:
         self.runmany(
             stmt,
             [
-                {"pid": pid, "key": k, "kind": kind, "gk": gk, "v": v, "body": body}
-                for k, kind, gk, v, body in rows
+                {"pid": pid, "key": k, "kind": kind, "gk": gk, "v": v, "body": body, "multi": m}
+                for k, kind, gk, v, body, m in rows
             ],
         )
 
@@ -804,3 +824,231 @@ class Txn:
         )
         row = self.fetchone(stmt, {"pid": pid, "kind": kind})
         return int(row[0]) if row else 0
+
+    # -- query scans -------------------------------------------------------------------------
+
+    def scan(self, spec: ScanSpec) -> list[tuple[bytes | None, bytes, bytes | None, int]]:
+        """One bounded range scan: rows (index value | None, key, body | None, multi).
+
+        Index scans run over ``dl_index_entries`` joined to ``dl_entities`` (plus one
+        self-join per equality probe of a merge join); entity scans over ``dl_entities``.
+        Rows come in scan order: (value, key) ascending, or value descending then key
+        ascending for a descending built-in scan.
+        """
+        stmt = self.b.compiled("scan", lambda: _build_scan(spec), shape=spec.shape())
+        params: dict[str, Any] = {"pid": spec.pid, "lim": spec.limit}
+        if spec.kind is not None:
+            params["kind"] = spec.kind
+        if spec.index_id is not None:
+            params["iid"] = spec.index_id
+        for name in ("value_eq", "value_lo", "value_hi", "key_lo", "key_hi", "seek"):
+            value = getattr(spec, name)
+            if value is not None:
+                params[name] = value
+        if spec.after is not None:
+            after_value, after_key = spec.after
+            params["ak"] = after_key
+            if after_value is not None:
+                params["av"] = after_value
+        for i, (iid, value) in enumerate(spec.joins):
+            params[f"j{i}i"] = iid
+            params[f"j{i}v"] = value
+        rows = self.fetchall(stmt, params)
+        return [
+            (
+                bytes(v) if v is not None else None,
+                bytes(k),
+                bytes(b) if b is not None else None,
+                m,
+            )
+            for v, k, b, m in rows
+        ]
+
+    def count(self, spec: ScanSpec, up_to: int | None) -> int:
+        """How many distinct keys a scan would return (stopping at ``up_to``)."""
+
+        def build() -> Any:
+            inner = _build_scan(spec, count=True)
+            if up_to is not None:
+                inner = inner.limit(sa.bindparam("upto"))
+            sub = inner.subquery()
+            return sa.select(sa.func.count()).select_from(sub)
+
+        stmt = self.b.compiled("count", build, shape=(spec.shape(), up_to is None))
+        params: dict[str, Any] = {"pid": spec.pid}
+        if up_to is not None:
+            params["upto"] = up_to
+        if spec.kind is not None:
+            params["kind"] = spec.kind
+        if spec.index_id is not None:
+            params["iid"] = spec.index_id
+        for name in ("value_eq", "value_lo", "value_hi", "key_lo", "key_hi"):
+            value = getattr(spec, name)
+            if value is not None:
+                params[name] = value
+        for i, (iid, value) in enumerate(spec.joins):
+            params[f"j{i}i"] = iid
+            params[f"j{i}v"] = value
+        row = self.fetchone(stmt, params)
+        return int(row[0]) if row else 0
+
+
+class ScanSpec:
+    """One range scan, in storage terms (bytes and ints)."""
+
+    __slots__ = (
+        "pid",
+        "table",
+        "kind",
+        "index_id",
+        "value_eq",
+        "value_lo",
+        "value_lo_incl",
+        "value_hi",
+        "value_hi_incl",
+        "key_lo",
+        "key_lo_incl",
+        "key_hi",
+        "key_hi_incl",
+        "descending",
+        "after",
+        "seek",
+        "joins",
+        "body",
+        "limit",
+    )
+
+    def __init__(
+        self,
+        pid: int,
+        table: str,
+        *,
+        kind: str | None = None,
+        index_id: int | None = None,
+        value_eq: bytes | None = None,
+        value_lo: bytes | None = None,
+        value_lo_incl: bool = True,
+        value_hi: bytes | None = None,
+        value_hi_incl: bool = True,
+        key_lo: bytes | None = None,
+        key_lo_incl: bool = True,
+        key_hi: bytes | None = None,
+        key_hi_incl: bool = True,
+        descending: bool = False,
+        after: tuple[bytes | None, bytes] | None = None,
+        seek: bytes | None = None,
+        joins: tuple[tuple[int, bytes], ...] = (),
+        body: bool = True,
+        limit: int = 100,
+    ) -> None:
+        self.pid = pid
+        self.table = table
+        self.kind = kind
+        self.index_id = index_id
+        self.value_eq = value_eq
+        self.value_lo = value_lo
+        self.value_lo_incl = value_lo_incl
+        self.value_hi = value_hi
+        self.value_hi_incl = value_hi_incl
+        self.key_lo = key_lo
+        self.key_lo_incl = key_lo_incl
+        self.key_hi = key_hi
+        self.key_hi_incl = key_hi_incl
+        self.descending = descending
+        self.after = after
+        self.seek = seek
+        self.joins = joins
+        self.body = body
+        self.limit = limit
+
+    def shape(self) -> tuple[Any, ...]:
+        """Everything that changes the SQL text (not the bound values)."""
+        return (
+            self.table,
+            self.kind is not None,
+            self.value_eq is not None,
+            self.value_lo is not None and (self.value_lo_incl or 2),
+            self.value_hi is not None and (self.value_hi_incl or 2),
+            self.key_lo is not None and (self.key_lo_incl or 2),
+            self.key_hi is not None and (self.key_hi_incl or 2),
+            self.descending,
+            self.after is not None and (self.after[0] is not None or 2),
+            self.seek is not None,
+            len(self.joins),
+            self.body,
+        )
+
+
+def _bound(column: Any, name: str, lower: bool, inclusive: bool) -> Any:
+    param: Any = sa.bindparam(name)
+    if lower:
+        return column >= param if inclusive else column > param
+    return column <= param if inclusive else column < param
+
+
+def _build_scan(spec: ScanSpec, count: bool = False) -> Any:
+    e = S.entities
+    if spec.table == "entities":
+        conds = [e.c.partition == sa.bindparam("pid")]
+        if spec.kind is not None:
+            conds.append(e.c.kind == sa.bindparam("kind"))
+        key_col: Any = e.c.key
+        value_col: Any = sa.null()
+        source: Any = e
+    else:
+        x = S.index_entries.alias("x")
+        source = x.join(e, sa.and_(e.c.partition == x.c.partition, e.c.key == x.c.key))
+        for i in range(len(spec.joins)):
+            j = S.index_entries.alias(f"j{i}")
+            source = source.join(
+                j,
+                sa.and_(
+                    j.c.index_id == sa.bindparam(f"j{i}i"),
+                    j.c.partition == x.c.partition,
+                    j.c.value == sa.bindparam(f"j{i}v"),
+                    j.c.key == x.c.key,
+                ),
+            )
+        conds = [x.c.index_id == sa.bindparam("iid"), x.c.partition == sa.bindparam("pid")]
+        key_col = x.c.key
+        value_col = x.c.value
+        if spec.value_eq is not None:
+            conds.append(value_col == sa.bindparam("value_eq"))
+        if spec.value_lo is not None:
+            conds.append(_bound(value_col, "value_lo", True, spec.value_lo_incl))
+        if spec.value_hi is not None:
+            conds.append(_bound(value_col, "value_hi", False, spec.value_hi_incl))
+    if spec.key_lo is not None:
+        conds.append(_bound(key_col, "key_lo", True, spec.key_lo_incl))
+    if spec.key_hi is not None:
+        conds.append(_bound(key_col, "key_hi", False, spec.key_hi_incl))
+    if not count:
+        if spec.seek is not None and spec.table != "entities":
+            conds.append(
+                value_col <= sa.bindparam("seek")
+                if spec.descending
+                else value_col >= sa.bindparam("seek")
+            )
+        if spec.after is not None:
+            if spec.after[0] is None or spec.table == "entities" or spec.value_eq is not None:
+                conds.append(key_col > sa.bindparam("ak"))
+            elif spec.descending:
+                av: Any = sa.bindparam("av")
+                conds.append(value_col <= av)
+                conds.append(sa.or_(value_col < av, key_col > sa.bindparam("ak")))
+            else:
+                conds.append(
+                    sa.tuple_(value_col, key_col)
+                    > sa.tuple_(sa.bindparam("av"), sa.bindparam("ak"))
+                )
+    if count:
+        return sa.select(key_col).select_from(source).where(*conds).distinct()
+    body_col = e.c.body if spec.body else sa.null()
+    stmt = sa.select(value_col, key_col, body_col, e.c.multi).select_from(source).where(*conds)
+    if spec.table == "entities":
+        stmt = stmt.order_by(key_col)
+    elif spec.descending:
+        stmt = stmt.order_by(value_col.desc(), key_col)
+    else:
+        stmt = stmt.order_by(value_col, key_col)
+    return stmt.limit(sa.bindparam("lim"))

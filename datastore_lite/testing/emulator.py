@@ -146,7 +146,7 @@ class Emulator:
         previous = os.environ.get("DATASTORE_EMULATOR_HOST")
         os.environ["DATASTORE_EMULATOR_HOST"] = self.host
         try:
-            return datastore.Client(project=project, **kwargs)
+            return datastore.Client(project=project, **kwargs)  # type: ignore[no-untyped-call]
         finally:
             if previous is None:
                 os.environ.pop("DATASTORE_EMULATOR_HOST", None)

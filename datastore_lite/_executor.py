@@ -1,0 +1,554 @@
+"""Query execution: run a plan's range scans, merge them, and cut one result batch.
+
+Each branch of a plan streams rows from bounded SQL range scans, in the order of its
+index. A row's *merge key* is the encoded sort values of the query-level order; branches
+are merged on (merge key, entity key) and the batch's cursors are positions in that space.
+
+An entity with a multi-valued property can have several entries in one index, and an
+entity can match several branches of an OR. SEMANTICS.md §3.3: each entity appears once,
+at its first position. Rather than remember what was returned (which a cursor could not
+carry), a row is kept only if it *is* the entity's first position: computed from the
+entity's own values, so de-duplication also holds across cursors.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ._codec import decode_body
+from ._cursor import decode_cursor, encode_cursor
+from ._ordering import StrOrBytes, decode_path, decode_value, invert, value_end
+from ._planner import KEY, Branch, Plan
+from ._queryspec import ResultBatch, ResultItem
+from ._values import KeyRef
+from .backends.sql import ScanSpec
+from .indexes import IndexValues, composite_values, index_values
+
+if TYPE_CHECKING:
+    from ._api import LocalDatastoreAPI
+
+__all__ = ["execute", "iterate"]
+
+UNBOUNDED_BATCH = 300  # results per batch when the query has no limit (SDK: 300 max)
+MAX_BATCH = 1000
+_FIRST_CHUNK_MIN = 32
+_CHUNK_MAX = 2000
+
+
+@dataclass(slots=True)
+class Row:
+    """One scanned index entry (or entity), with its place in the merged order."""
+
+    merge_key: bytes
+    key: bytes
+    value: bytes | None
+    body: bytes | None
+    multi: int
+    branch: Branch
+    components: list[bytes] | None = None
+
+    def position(self) -> tuple[bytes, bytes]:
+        return (self.merge_key, self.key)
+
+
+def split_components(value: bytes, start: int, layout: list[tuple[str, bool]]) -> list[bytes]:
+    """The stored component bytes of an index value, un-inverted."""
+    out = []
+    pos = start
+    for _name, inverted in layout:
+        if inverted:
+            rest = invert(value[pos:])
+            end = value_end(rest, 0)
+            out.append(rest[:end])
+            pos += end
+        else:
+            end = value_end(value, pos)
+            out.append(value[pos:end])
+            pos = end
+    return out
+
+
+class _Branch:
+    """Runtime state of one branch: SQL chunks and the rows they yield."""
+
+    def __init__(
+        self,
+        api: LocalDatastoreAPI,
+        plan: Plan,
+        branch: Branch,
+        after: tuple[bytes, bytes] | None,
+        first_chunk: int,
+        need_body: bool,
+    ) -> None:
+        self.api = api
+        self.plan = plan
+        self.branch = branch
+        self.after = after
+        self.chunk = max(_FIRST_CHUNK_MIN, first_chunk)
+        self.need_body = need_body
+        self.simple_merge = all(c.const is None for c in branch.merge) and (
+            branch.source != "composite" or not branch.lead
+        )
+
+    def spec(self, resume: tuple[bytes | None, bytes] | None, seek: bytes | None) -> ScanSpec:
+        b = self.branch
+        plan = self.plan
+        keys = b.key_interval
+        common: dict[str, Any] = {
+            "key_lo": keys.lo,
+            "key_lo_incl": keys.lo_incl,
+            "key_hi": keys.hi,
+            "key_hi_incl": keys.hi_incl,
+            "after": resume,
+            "body": self.need_body,
+            "limit": self.chunk,
+        }
+        if b.source == "entities":
+            return ScanSpec(plan.pid, "entities", kind=plan.kind, **common)
+        interval = b.interval
+        value_eq = None
+        lo = hi = None
+        lo_incl = hi_incl = True
+        if interval is not None:
+            if interval.lo is not None and interval.lo == interval.hi and interval.lo_incl:
+                value_eq = interval.lo
+            else:
+                lo, lo_incl, hi, hi_incl = (
+                    interval.lo,
+                    interval.lo_incl,
+                    interval.hi,
+                    interval.hi_incl,
+                )
+        return ScanSpec(
+            plan.pid,
+            "index",
+            index_id=b.index_id,
+            value_eq=value_eq,
+            value_lo=lo,
+            value_lo_incl=lo_incl,
+            value_hi=hi,
+            value_hi_incl=hi_incl,
+            descending=b.scan_desc,
+            seek=seek,
+            joins=tuple(b.joins),
+            **common,
+        )
+
+    def merge_key(self, value: bytes | None, components: list[bytes] | None) -> bytes:
+        parts = []
+        for comp in self.branch.merge:
+            if comp.const is not None:
+                parts.append(comp.const)
+            else:
+                assert components is not None
+                raw = components[comp.position]
+                parts.append(invert(raw) if comp.descending else raw)
+        return b"".join(parts)
+
+    def seek_for(
+        self, cursor: tuple[bytes, bytes] | None
+    ) -> tuple[tuple[bytes | None, bytes] | None, bytes | None, bool]:
+        """SQL resume point for a cursor: (strict after-position, inclusive seek, skip branch)."""
+        if cursor is None:
+            return None, None, False
+        merge_key, key = cursor
+        b = self.branch
+        if b.source == "entities" or not b.merge:
+            return (None, key), None, False
+        if b.source == "builtin" and len(b.merge) == 1 and b.merge[0].const is None:
+            value = invert(merge_key) if b.scan_desc else merge_key
+            return (value, key), None, False
+        # general case: walk the merge components; constants decide the whole branch,
+        # scanned components give an inclusive lower bound (exactness comes from the
+        # Python filter on (merge key, key) > cursor).
+        pos = 0
+        seek_parts: list[tuple[int, bytes]] = []
+        for comp in b.merge:
+            if pos >= len(merge_key):
+                break
+            if comp.const is not None:
+                piece = merge_key[pos : pos + len(comp.const)]
+                if piece != comp.const:
+                    # the branch lies wholly after (or before) the cursor
+                    return None, None, piece > comp.const
+                pos += len(comp.const)
+                continue
+            raw = merge_key[pos:]
+            raw_orig = invert(raw) if comp.descending else raw
+            end = value_end(raw_orig, 0)
+            seek_parts.append((comp.position, raw_orig[:end]))
+            pos += end
+        if b.source != "composite":
+            return None, None, False
+        # lower bound: prefix + the leading scanned components, in index order
+        seek = b.prefix
+        expected = b.n_prefix
+        for position, raw in sorted(seek_parts):
+            if position != expected:
+                break
+            stored_inverted = b.layout[position][1]
+            seek += invert(raw) if stored_inverted else raw
+            expected += 1
+        return None, seek, False
+
+    def rows(self, cursor: tuple[bytes, bytes] | None) -> Iterator[Row]:
+        """Rows in this branch's order, strictly after ``cursor`` in merge order."""
+        b = self.branch
+        if b.empty:
+            return
+        resume, seek, skip = self.seek_for(cursor)
+        if skip:
+            return
+        backend = self.api.backend
+        layout = b.layout
+        start = len(b.lead)
+        while True:
+            spec = self.spec(resume, seek)
+            with backend.read() as r:
+                batch = r.scan(spec)
+            for value, key, body, multi in batch:
+                components = None
+                if b.source != "entities":
+                    assert value is not None
+                    components = split_components(value, start, layout)
+                merge_key = self.merge_key(value, components)
+                row = Row(merge_key, key, value, body, multi, b, components)
+                if cursor is not None and (merge_key, key) <= cursor:
+                    continue
+                yield row
+            if len(batch) < spec.limit:
+                return
+            last_value, last_key = batch[-1][0], batch[-1][1]
+            resume = (last_value, last_key)
+            seek = None
+            self.chunk = min(self.chunk * 2, _CHUNK_MAX)
+
+
+def _branch_entries(
+    branch: Branch, values: IndexValues, key: bytes, path: tuple[Any, ...]
+) -> list[bytes] | None:
+    """The index values of the entity inside this branch's scan (None: it does not match)."""
+    if not branch.key_interval.contains(key):
+        return None
+    for name, cond in branch.body_checks.items():
+        if not cond.matches(values.get(name)):
+            return None
+    if branch.source == "entities":
+        return [b""]
+    if branch.source == "merge":
+        for name, cond in branch.conds.items():
+            if not cond.matches(values.get(name)):
+                return None
+        return [b""]
+    if branch.source == "builtin":
+        assert branch.layout
+        candidates = values.get(branch.layout[0][0], [])
+    else:
+        assert branch.index is not None
+        candidates = composite_values(branch.index, values, path)
+        if branch.lead:
+            candidates = [c for c in candidates if c.startswith(branch.lead)]
+    interval = branch.interval
+    out = []
+    for value in candidates:
+        if interval is not None and not interval.contains(value):
+            continue
+        if branch.entry_checks:
+            comps = split_components(value, len(branch.lead), branch.layout)
+            if not all(iv.contains(comps[pos]) for pos, iv in branch.entry_checks.items()):
+                continue
+        out.append(value)
+    return out
+
+
+class _Dedup:
+    """Keeps a row only at the entity's (or projected value group's) first position."""
+
+    def __init__(self, runners: list[_Branch], plan: Plan, api: LocalDatastoreAPI) -> None:
+        self.runners = runners
+        self.plan = plan
+        self.empty_null = api.profile.empty_list_is_null
+        self.projected = [p for p in plan.projection]
+
+    def group_of(self, runner: _Branch, components: list[bytes] | None) -> tuple[bytes, ...]:
+        if not self.projected or components is None:
+            return ()
+        layout = runner.branch.layout
+        names = [n for n, _ in layout]
+        return tuple(components[names.index(p)] for p in self.projected if p in names)
+
+    def first(self, row: Row, runner: _Branch, values: IndexValues) -> bool:
+        path = decode_path(row.key)
+        group = self.group_of(runner, row.components)
+        best: tuple[bytes, bytes] | None = None
+        for other in self.runners:
+            entries = _branch_entries(other.branch, values, row.key, path)
+            if not entries:
+                continue
+            for value in entries:
+                comps = None
+                if other.branch.source in ("builtin", "composite"):
+                    comps = split_components(value, len(other.branch.lead), other.branch.layout)
+                if group and self.group_of(other, comps) != group:
+                    continue
+                mk = other.merge_key(value, comps)
+                if best is None or mk < best[0]:
+                    best = (mk, value)
+        return best is not None and best[0] == row.merge_key
+
+
+def _values_of(body: bytes, empty_null: bool) -> IndexValues:
+    props, exclude = decode_body(body)
+    return index_values(props, exclude, empty_null)
+
+
+def _projection(row: Row, plan: Plan, body_values: dict[str, Any] | None) -> dict[str, Any]:
+    """Projected values from the index entry (timestamps as int µs, SEMANTICS.md §2.2)."""
+    out: dict[str, Any] = {}
+    if row.components is None:
+        return out
+    names = [n for n, _ in row.branch.layout]
+    for prop in plan.projection:
+        if prop not in names:
+            continue
+        value = decode_value(row.components[names.index(prop)], 0)[0]
+        if type(value) is StrOrBytes:
+            value = _str_or_bytes(value, prop, body_values)
+        out[prop] = value
+    return out
+
+
+def _str_or_bytes(raw: bytes, prop: str, body_values: dict[str, Any] | None) -> str | bytes:
+    """str and bytes share an index encoding; the stored property says which it was."""
+    stored = _lookup_dotted(body_values, prop) if body_values is not None else None
+    elements = stored if isinstance(stored, list) else [stored]
+    for element in elements:
+        if type(element) is str and element.encode("utf-8") == raw:
+            return element
+        if type(element) is bytes and element == raw:
+            return bytes(raw)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return bytes(raw)
+
+
+def _lookup_dotted(props: dict[str, Any], dotted: str) -> Any:
+    from ._values import EntityValue
+
+    current: Any = props
+    for part in dotted.split("."):
+        if isinstance(current, EntityValue):
+            current = current.properties
+        if isinstance(current, list):
+            current = [
+                (c.properties.get(part) if isinstance(c, EntityValue) else None) for c in current
+            ]
+            flat: list[Any] = []
+            for c in current:
+                flat.extend(c if isinstance(c, list) else [c])
+            current = flat
+            continue
+        if not isinstance(current, dict):
+            return None
+        current = current.get(part)
+    return current
+
+
+def iterate(
+    api: LocalDatastoreAPI,
+    plan: Plan,
+    cursor: tuple[bytes, bytes] | None,
+    first_chunk: int,
+    need_body: bool,
+) -> Iterator[tuple[Row, dict[str, Any] | None]]:
+    """Every qualifying row of the plan after ``cursor``, in order, de-duplicated.
+
+    Yields (row, projection values or None).
+    """
+    runners = [
+        _Branch(api, plan, b, cursor, first_chunk, need_body or bool(plan.projection))
+        for b in plan.branches
+        if not b.empty
+    ]
+    if not runners:
+        return
+    dedup = _Dedup(runners, plan, api)
+    empty_null = api.profile.empty_list_is_null
+    streams = [r.rows(cursor) for r in runners]
+    by_branch = {id(r.branch): r for r in runners}
+    merged: Iterator[Row]
+    if len(streams) == 1:
+        merged = streams[0]
+    else:
+        merged = heapq.merge(*streams, key=Row.position)
+    previous: tuple[bytes, bytes] | None = None
+    distinct_prev: tuple[Any, ...] | None = None
+    n_distinct = len(plan.distinct_on)
+    for row in merged:
+        position = row.position()
+        if position == previous:
+            continue  # the same entry reached through two branches
+        previous = position
+        runner = by_branch[id(row.branch)]
+        branch = row.branch
+        values: IndexValues | None = None
+        props: dict[str, Any] | None = None
+        # an entity scan yields each entity once; index scans may repeat a multi-valued one
+        multi = row.multi and branch.source != "entities"
+        if branch.body_checks or plan.cross_branch or multi:
+            if row.body is None:  # pragma: no cover - bodies are fetched for these plans
+                continue
+            props, exclude = decode_body(row.body)
+            values = index_values(props, exclude, empty_null)
+            if branch.body_checks and not all(
+                c.matches(values.get(n)) for n, c in branch.body_checks.items()
+            ):
+                continue
+        if (
+            branch.entry_checks
+            and row.components is not None
+            and not all(iv.contains(row.components[pos]) for pos, iv in branch.entry_checks.items())
+        ):
+            continue
+        if (
+            values is not None
+            and (plan.cross_branch or multi)
+            and not dedup.first(row, runner, values)
+        ):
+            continue
+        projection = None
+        if plan.projection:
+            if props is None and row.body is not None and _needs_types(row):
+                props = decode_body(row.body)[0]
+            projection = _projection(row, plan, props)
+        if n_distinct:
+            marker = _distinct_marker(row, n_distinct)
+            if marker == distinct_prev:
+                continue
+            distinct_prev = marker
+        yield row, projection
+
+
+def _needs_types(row: Row) -> bool:
+    return bool(row.components) and any(c[:1] == b"\x40" for c in row.components or ())
+
+
+def _distinct_marker(row: Row, n: int) -> tuple[Any, ...]:
+    """The leading ``n`` merge-key components: the distinct_on values (they lead the order)."""
+    out = []
+    pos = 0
+    data = row.merge_key
+    for comp in row.branch.merge[:n]:
+        if comp.const is not None:
+            out.append(comp.const)
+            pos += len(comp.const)
+            continue
+        raw = data[pos:]
+        orig = invert(raw) if comp.descending else raw
+        end = value_end(orig, 0)
+        out.append(orig[:end])
+        pos += end
+    return tuple(out)
+
+
+def execute(
+    api: LocalDatastoreAPI,
+    plan: Plan,
+    *,
+    limit: int | None,
+    offset: int,
+    start_cursor: bytes | None,
+    end_cursor: bytes | None,
+) -> ResultBatch:
+    """Run one batch of the query (one RunQuery response)."""
+    secret = api.backend.secret
+    cursor = decode_cursor(secret, plan.fingerprint, start_cursor) if start_cursor else None
+    stop = decode_cursor(secret, plan.fingerprint, end_cursor) if end_cursor else None
+    batch = ResultBatch()
+    if limit == 0:
+        batch.more_results = ResultBatch.MORE_RESULTS_AFTER_LIMIT
+        batch.end_cursor = start_cursor or encode_cursor(secret, plan.fingerprint, b"", b"")
+        return batch
+    size = UNBOUNDED_BATCH if limit is None else min(limit, MAX_BATCH)
+    need_body = not plan.keys_only and not plan.projection
+    rows = iterate(api, plan, cursor, size + offset + 1, need_body or _dedup_needs_body(plan))
+    skipped = 0
+    last: tuple[bytes, bytes] | None = cursor
+    results: list[ResultItem] = []
+    partition = (plan.spec.project, plan.spec.database, plan.spec.namespace)
+    more = ResultBatch.NO_MORE_RESULTS
+    for row, projection in rows:
+        if stop is not None and row.position() >= stop:
+            more = ResultBatch.MORE_RESULTS_AFTER_CURSOR
+            break
+        if len(results) >= size:
+            more = (
+                ResultBatch.NOT_FINISHED
+                if limit is None or limit > size
+                else ResultBatch.MORE_RESULTS_AFTER_LIMIT
+            )
+            break
+        last = row.position()
+        if skipped < offset:
+            skipped += 1
+            continue
+        ref = KeyRef(*partition, decode_path(row.key))
+        if projection is not None:
+            results.append(ResultItem(ref, None, projection))
+        elif plan.keys_only:
+            results.append(ResultItem(ref))
+        else:
+            results.append(ResultItem(ref, row.body))
+    batch.results = results
+    batch.skipped_results = skipped
+    batch.more_results = more
+    if last is None:
+        last = (b"", b"")
+    batch.end_cursor = encode_cursor(secret, plan.fingerprint, last[0], last[1])
+    return batch
+
+
+def _dedup_needs_body(plan: Plan) -> bool:
+    """Keys-only and projection scans still read bodies when rows may need de-duplication."""
+    return any(b.source != "entities" for b in plan.branches)
+
+
+def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:
+    """COUNT(*) / COUNT_UP_TO(n): in SQL when one plain branch serves it, else by iterating."""
+    live = [b for b in plan.branches if not b.empty]
+    if not live:
+        return 0
+    if (
+        len(live) == 1
+        and not live[0].body_checks
+        and not live[0].entry_checks
+        and not plan.distinct_on
+    ):
+        runner = _Branch(api, plan, live[0], None, 1, False)
+        spec = runner.spec(None, None)
+        with api.backend.read() as r:
+            return r.count(spec, up_to)
+    total = 0
+    for _row in iterate(api, plan, None, 500, True):
+        total += 1
+        if up_to is not None and total >= up_to:
+            break
+    return total
+
+
+def fetch_bodies(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> Iterator[bytes]:
+    """Bodies of every matching entity (for SUM / AVG), at most ``up_to`` entities."""
+    n = 0
+    for row, _ in iterate(api, plan, None, 500, True):
+        if up_to is not None and n >= up_to:
+            return
+        n += 1
+        if row.body is not None:
+            yield row.body
+
+
+KEY_NAME = KEY

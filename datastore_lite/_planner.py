@@ -1,0 +1,712 @@
+"""Query planning: from a ``QuerySpec`` to index range scans (DESIGN.md §10).
+
+Steps:
+
+1. validate the query (value types, the legacy restrictions of SEMANTICS.md §4.3);
+2. fix the query-level order: explicit orders, else the inequality properties, else key;
+3. rewrite ``IN``/``!=``/``NOT_IN``/``OR`` into a disjunction of conjunctions of
+   ``= < <= > >=`` conditions (each conjunction is a *branch*);
+4. for each branch pick, in order: a kind/key scan of the entities table; one built-in
+   single-property index; a merge join of built-in equality scans (Datastore's zigzag);
+   an exact composite index from index.yaml. No index -> ``FailedPrecondition`` with the
+   recommended index (§3.5).
+
+Every branch is a range scan whose rows carry a *merge key* (the encoded sort values of the
+query-level order, descending parts inverted); branches are merged on (merge key, entity key)
+and cursors are positions in that space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import exceptions
+from ._limits import MAX_INDEXED_BYTES, is_reserved
+from ._ordering import encode_path, encode_path_value, encode_value, invert, prefix_end
+from ._queryspec import CompositeSpec, FilterSpec, QuerySpec
+from ._registry import SERVING, CompositeIndex
+from ._values import EntityValue, KeyRef
+from .indexes import Index, IndexProperty
+
+if TYPE_CHECKING:
+    from ._profiles import Profile
+    from ._registry import IndexRegistry
+
+__all__ = ["Branch", "Cond", "Interval", "Plan", "plan_query"]
+
+KEY = "__key__"
+_INEQUALITY = ("<", "<=", ">", ">=")
+MAX_DISJUNCTIONS = 30
+
+
+def _invalid(message: str) -> exceptions.DatastoreLiteError:
+    return exceptions.InvalidArgument(message)
+
+
+@dataclass
+class Interval:
+    """A range of encoded values; ``None`` bounds are open."""
+
+    lo: bytes | None = None
+    lo_incl: bool = True
+    hi: bytes | None = None
+    hi_incl: bool = True
+
+    def add(self, op: str, value: bytes) -> None:
+        if op in (">", ">="):
+            incl = op == ">="
+            if self.lo is None or value > self.lo or (value == self.lo and not incl):
+                self.lo, self.lo_incl = value, incl
+        else:
+            incl = op == "<="
+            if self.hi is None or value < self.hi or (value == self.hi and not incl):
+                self.hi, self.hi_incl = value, incl
+
+    def empty(self) -> bool:
+        if self.lo is None or self.hi is None:
+            return False
+        return self.lo > self.hi or (self.lo == self.hi and not (self.lo_incl and self.hi_incl))
+
+    def contains(self, value: bytes) -> bool:
+        if self.lo is not None and (value < self.lo or (value == self.lo and not self.lo_incl)):
+            return False
+        return not (
+            self.hi is not None and (value > self.hi or (value == self.hi and not self.hi_incl))
+        )
+
+
+@dataclass
+class Cond:
+    """The conditions of one branch on one property: equal values and/or one interval."""
+
+    eq: list[bytes] = field(default_factory=list)
+    interval: Interval | None = None
+
+    def matches(self, values: list[bytes] | None) -> bool:
+        """Datastore array semantics: each equality by any element; the interval by one."""
+        if not values:
+            return False
+        for want in self.eq:
+            if want not in values:
+                return False
+        return self.interval is None or any(self.interval.contains(v) for v in values)
+
+
+@dataclass
+class Component:
+    """One part of a merge key: a constant (equality-fixed order) or a scanned component."""
+
+    const: bytes | None = None
+    position: int = -1  # index of the component in the index value (scanned)
+    descending: bool = False  # invert the scanned bytes (built-in descending scans)
+
+
+@dataclass
+class Branch:
+    """One conjunction, served by one index range scan.
+
+    ``layout`` names the components of the scanned index value (after the ancestor lead of
+    an ancestor index) and whether each is stored inverted (descending composite parts).
+    """
+
+    source: str  # "entities" | "builtin" | "merge" | "composite"
+    conds: dict[str, Cond]
+    key_interval: Interval
+    index_id: int | None = None
+    index: Index | None = None
+    layout: list[tuple[str, bool]] = field(default_factory=list)
+    lead: bytes = b""  # ancestor index: the ancestor's path, leading every value
+    prefix: bytes = b""  # lead + equality components (composite)
+    n_prefix: int = 0  # number of equality components in the prefix
+    interval: Interval | None = None  # on the whole index value
+    scan_desc: bool = False  # built-in descending scan: value DESC, key ASC
+    joins: list[tuple[int, bytes]] = field(default_factory=list)
+    merge: list[Component] = field(default_factory=list)
+    entry_checks: dict[int, Interval] = field(default_factory=dict)
+    body_checks: dict[str, Cond] = field(default_factory=dict)
+    empty: bool = False
+
+
+@dataclass
+class Plan:
+    """How to run a query."""
+
+    spec: QuerySpec
+    pid: int
+    kind: str | None
+    branches: list[Branch]
+    orders: list[tuple[str, bool]]
+    projection: tuple[str, ...]
+    distinct_on: tuple[str, ...]
+    keys_only: bool
+    cross_branch: bool  # branches differ in their properties: an entity may match several
+    fingerprint: bytes
+    ancestor: KeyRef | None
+    recommended: Index | None = None
+
+
+# -- step 1: validation ------------------------------------------------------------------------
+
+
+def _atoms(f: FilterSpec | CompositeSpec | None) -> list[FilterSpec]:
+    if f is None:
+        return []
+    if isinstance(f, FilterSpec):
+        return [f]
+    out: list[FilterSpec] = []
+    for child in f.filters:
+        out.extend(_atoms(child))
+    return out
+
+
+def _has_or(f: FilterSpec | CompositeSpec | None) -> bool:
+    if f is None or isinstance(f, FilterSpec):
+        return False
+    return f.op == "OR" or any(_has_or(c) for c in f.filters)
+
+
+def _check_value(name: str, value: Any, op: str) -> None:
+    if op in ("IN", "NOT_IN"):
+        if type(value) is not list or not value:
+            raise _invalid(f"A filter with operator {op} on {name!r} needs a non-empty list value.")
+        if op == "NOT_IN" and len(value) > 10:
+            raise _invalid(f"A NOT_IN filter on {name!r} may have at most 10 values.")
+        for element in value:
+            _check_value(name, element, "=")
+        return
+    if type(value) is list:
+        raise _invalid("A list value is not allowed")
+    if type(value) is EntityValue:
+        raise _invalid("An entity value is not allowed")
+    if type(value) in (str, bytes):
+        size = len(value.encode("utf-8")) if type(value) is str else len(value)
+        if size > MAX_INDEXED_BYTES:
+            raise _invalid(f'The value of property "{name}" is longer than 1500 bytes.')
+
+
+def _validate(spec: QuerySpec, profile: Profile, in_transaction: bool) -> list[FilterSpec]:
+    atoms = _atoms(spec.filter)
+    total = len(atoms) + len(spec.orders) + (1 if spec.ancestor is not None else 0)
+    if total > 100:
+        raise _invalid(
+            "query is too large. may not have more than 100 filters + sort orders ancestor total"
+        )
+    if spec.ancestor is not None:
+        anc = spec.ancestor
+        if anc.is_partial:
+            from ._limits import describe_path
+
+            raise _invalid(f"Key path element must not be incomplete: {describe_path(anc.path)}")
+        if anc.namespace != spec.namespace or anc.project != spec.project:
+            raise _invalid(
+                f"ancestor namespace is {anc.namespace!r} but query namespace is {spec.namespace!r}"
+            )
+    for atom in atoms:
+        if atom.name == KEY:
+            values = atom.value if atom.op in ("IN", "NOT_IN") else [atom.value]
+            for value in values if isinstance(values, list) else [values]:
+                if type(value) is not KeyRef:
+                    raise _invalid(f"__key__ filter value must be a Key, not {value!r}")
+                if value.is_partial:
+                    from ._limits import describe_path
+
+                    raise _invalid(
+                        f"Key path element must not be incomplete: {describe_path(value.path)}"
+                    )
+                if value.namespace != spec.namespace:
+                    raise _invalid(
+                        f"__key__ filter namespace is {value.namespace!r} but query namespace "
+                        f"is {spec.namespace!r}"
+                    )
+        else:
+            _check_value(atom.name, atom.value, atom.op)
+    if in_transaction and profile.ancestor_queries_only_in_transactions and spec.ancestor is None:
+        raise _invalid("Only ancestor queries are allowed inside transactions.")
+    # projection rules (SEMANTICS.md §4.3)
+    proj = spec.projection
+    if len(set(proj)) != len(proj):
+        raise _invalid("cannot project a property multiple times")
+    if KEY in proj and len(proj) > 1:
+        raise _invalid("projection and keys_only cannot both be set")
+    for name in proj:
+        if name != KEY and is_reserved(name):
+            raise _invalid(f"projections are not supported for the property: {name}")
+    eq_props = {a.name for a in atoms if a.op in ("=", "IN")}
+    for name in proj:
+        if name in eq_props:
+            raise _invalid("cannot use projection on a property with an equality filter")
+    # kindless queries
+    if spec.kind is None:
+        for atom in atoms:
+            if atom.name != KEY:
+                raise _invalid("kind is required for non-__key__ filters")
+        for name, desc in spec.orders:
+            if name != KEY or desc:
+                raise _invalid("kind is required for all orders except __key__ ascending")
+    ineq = _inequality_props(atoms)
+    if not profile.multiple_inequalities and len(ineq) > 1:
+        raise _invalid(
+            f"Only one inequality filter per query is supported.  Encountered both "
+            f"{ineq[0]} and {ineq[1]}"
+        )
+    if ineq and spec.orders and not profile.multiple_inequalities:
+        first = spec.orders[0][0]
+        if first != ineq[0]:
+            raise _invalid(
+                "The first sort property must be the same as the property to which the "
+                f"inequality filter is applied.  In your query the first sort property is "
+                f"{first} but the inequality filter is on {ineq[0]}"
+            )
+    if spec.distinct_on and spec.orders:
+        leading = [name for name, _ in spec.orders[: len(spec.distinct_on)]]
+        if sorted(leading) != sorted(spec.distinct_on):
+            raise _invalid("items in the group by clause must be specified first in the ordering")
+    return atoms
+
+
+def _inequality_props(atoms: list[FilterSpec]) -> list[str]:
+    out: list[str] = []
+    for atom in atoms:
+        if atom.op in (*_INEQUALITY, "!=", "NOT_IN") and atom.name not in out:
+            out.append(atom.name)
+    return out
+
+
+# -- step 2: query-level order -----------------------------------------------------------------
+
+
+def _effective_orders(spec: QuerySpec, atoms: list[FilterSpec]) -> list[tuple[str, bool]]:
+    """Explicit orders (cut after ``__key__``), else inequality props, else distinct props."""
+    orders: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for name, desc in spec.orders:
+        if name in seen:
+            continue
+        seen.add(name)
+        orders.append((name, desc))
+        if name == KEY:
+            break
+    if not orders and spec.distinct_on:
+        orders = [(name, False) for name in spec.distinct_on]
+        seen = set(spec.distinct_on)
+    if not any(name == KEY for name, _ in orders):
+        # inequality properties not yet ordered sort ascending after the explicit orders
+        for name in _inequality_props(atoms):
+            if name not in seen and name != KEY:
+                orders.append((name, False))
+                seen.add(name)
+    # a trailing __key__ ASC is the tie-break every query has anyway
+    while orders and orders[-1] == (KEY, False):
+        orders.pop()
+    return orders
+
+
+# -- step 3: disjunctive normal form -----------------------------------------------------------
+
+Atom = tuple[str, str, Any]  # (name, op in = < <= > >=, engine value)
+
+
+def _sorted_unique(values: list[Any], encode: Any) -> list[tuple[bytes, Any]]:
+    seen: dict[bytes, Any] = {}
+    for value in values:
+        seen.setdefault(encode(value), value)
+    return sorted(seen.items())
+
+
+def _dnf(f: FilterSpec | CompositeSpec | None) -> list[list[Atom]]:
+    if f is None:
+        return [[]]
+    if isinstance(f, FilterSpec):
+        enc = (lambda v: encode_path(v.path)) if f.name == KEY else encode_value
+        if f.op == "IN":
+            return [[(f.name, "=", v)] for _, v in _sorted_unique(f.value, enc)]
+        if f.op == "!=":
+            return [[(f.name, "<", f.value)], [(f.name, ">", f.value)]]
+        if f.op == "NOT_IN":
+            values = [v for _, v in _sorted_unique(f.value, enc)]
+            out = [[(f.name, "<", values[0])]]
+            for low, high in itertools.pairwise(values):
+                out.append([(f.name, ">", low), (f.name, "<", high)])
+            out.append([(f.name, ">", values[-1])])
+            return out
+        return [[(f.name, f.op, f.value)]]
+    parts = [_dnf(child) for child in f.filters]
+    if f.op == "OR":
+        return [conj for part in parts for conj in part]
+    result: list[list[Atom]] = [[]]
+    for part in parts:
+        result = [a + b for a in result for b in part]
+        if len(result) > MAX_DISJUNCTIONS * 4:
+            break
+    return result
+
+
+# -- step 4: index selection per branch --------------------------------------------------------
+
+
+def _branch_conds(conj: list[Atom]) -> tuple[dict[str, Cond], Interval, bool]:
+    conds: dict[str, Cond] = {}
+    keys = Interval()
+    key_eq: set[bytes] = set()
+    for name, op, value in conj:
+        if name == KEY:
+            enc = encode_path(value.path)
+            if op == "=":
+                key_eq.add(enc)
+                keys.add(">=", enc)
+                keys.add("<=", enc)
+            else:
+                keys.add(op, enc)
+            continue
+        cond = conds.setdefault(name, Cond())
+        enc = encode_value(value)
+        if op == "=":
+            if enc not in cond.eq:
+                cond.eq.append(enc)
+        else:
+            if cond.interval is None:
+                cond.interval = Interval()
+            cond.interval.add(op, enc)
+    empty = (
+        len(key_eq) > 1
+        or keys.empty()
+        or any(c.interval is not None and c.interval.empty() for c in conds.values())
+    )
+    return conds, keys, empty
+
+
+def _ancestor_keys(ancestor: KeyRef | None, keys: Interval) -> Interval:
+    if ancestor is None:
+        return keys
+    enc = encode_path(ancestor.path)
+    keys.add(">=", enc)
+    end = prefix_end(enc)
+    if end is not None:
+        keys.add("<", end)
+    return keys
+
+
+def recommended_index(
+    kind: str,
+    ancestor: bool,
+    conds: dict[str, Cond],
+    orders: list[tuple[str, bool]],
+    projection: tuple[str, ...],
+) -> Index:
+    """SEMANTICS.md §3.1: equality props by name, then the orders, then projected extras."""
+    eq_props = sorted(name for name, c in conds.items() if c.eq)
+    props = [IndexProperty(name) for name in eq_props]
+    listed = set(eq_props)
+    for name, desc in orders:
+        if name in listed:
+            continue
+        props.append(IndexProperty(name, "desc" if desc else "asc"))
+        listed.add(name)
+    for name in sorted(set(projection) - listed - {KEY}):
+        props.append(IndexProperty(name))
+    # an inequality property that is not ordered (several inequalities, firestore)
+    for name in sorted(n for n, c in conds.items() if c.interval is not None and n not in listed):
+        props.append(IndexProperty(name))
+    return Index(kind, ancestor, tuple(props))
+
+
+def plan_query(
+    spec: QuerySpec,
+    pid: int,
+    profile: Profile,
+    registry: IndexRegistry,
+    in_transaction: bool = False,
+) -> Plan:
+    """Plan ``spec``; raises InvalidArgument / FailedPrecondition like Datastore."""
+    atoms = _validate(spec, profile, in_transaction)
+    orders = _effective_orders(spec, atoms)
+    conjunctions = _dnf(spec.filter)
+    if len(conjunctions) > MAX_DISJUNCTIONS:
+        raise _invalid(
+            "The query contains more than 30 disjunctions after being converted to "
+            "disjunctive normal form."
+        )
+    branches: list[Branch] = []
+    recommended: Index | None = None
+    prop_sets = set()
+    for conj in conjunctions:
+        conds, keys, empty = _branch_conds(conj)
+        keys = _ancestor_keys(spec.ancestor, keys)
+        prop_sets.add(frozenset(conds))
+        branch, needed = _plan_branch(spec, conds, keys, orders, registry)
+        if needed is not None:
+            recommended = needed
+            break
+        assert branch is not None
+        branch.empty = empty or keys.empty()
+        branches.append(branch)
+    plan = Plan(
+        spec=spec,
+        pid=pid,
+        kind=spec.kind,
+        branches=branches,
+        orders=orders,
+        projection=tuple(p for p in spec.projection if p != KEY),
+        distinct_on=spec.distinct_on,
+        keys_only=spec.keys_only,
+        cross_branch=len(prop_sets) > 1,
+        fingerprint=fingerprint(spec),
+        ancestor=spec.ancestor,
+        recommended=recommended,
+    )
+    return plan
+
+
+def _plan_branch(
+    spec: QuerySpec,
+    conds: dict[str, Cond],
+    keys: Interval,
+    orders: list[tuple[str, bool]],
+    registry: IndexRegistry,
+) -> tuple[Branch | None, Index | None]:
+    """Pick the index for one branch; (None, recommended index) when none serves."""
+    kind = spec.kind
+    projection = tuple(p for p in spec.projection if p != KEY)
+    eq_props = {n for n, c in conds.items() if c.eq}
+    # SEMANTICS.md §4.3: sort orders on equality-filtered properties are ignored; within a
+    # branch their value is a constant part of the merge key.
+    scan_orders = [(n, d) for n, d in orders if n not in eq_props]
+    consts = {
+        n: (invert(conds[n].eq[0]) if d else conds[n].eq[0]) for n, d in orders if n in eq_props
+    }
+
+    def merge(scanned: dict[str, tuple[int, bool]]) -> list[Component]:
+        out = []
+        for name, _desc in orders:
+            if name in consts:
+                out.append(Component(const=consts[name]))
+            elif name in scanned:
+                position, inverted = scanned[name]
+                out.append(Component(position=position, descending=inverted))
+        return out
+
+    # (a) kind / key scan of the entities table (keys-only allowed)
+    if not conds and not projection and not scan_orders:
+        return Branch("entities", conds, keys), None
+    if kind is None:  # pragma: no cover - _validate rejects every other kindless shape
+        raise _invalid("kind is required for non-__key__ filters")
+
+    involved = set(conds) | {n for n, _ in scan_orders} | set(projection)
+    # (b) one built-in single-property index (not for ancestor queries: SEMANTICS.md §3.1)
+    if len(involved) == 1 and spec.ancestor is None and KEY not in involved:
+        (prop,) = involved
+        cond = conds.get(prop)
+        desc = bool(scan_orders and scan_orders[0][1])
+        branch = Branch(
+            "builtin",
+            conds,
+            keys,
+            index_id=registry.builtin_id(kind, prop),
+            index=Index(kind, False, (IndexProperty(prop),)),
+            layout=[(prop, False)],
+            scan_desc=desc,
+        )
+        if branch.index_id is None:
+            branch.empty = True  # nothing of this kind has ever had the property
+        if cond is not None and cond.eq:
+            branch.interval = Interval(cond.eq[0], True, cond.eq[0], True)
+            rest = Cond(eq=cond.eq[1:], interval=cond.interval)
+            if rest.eq or rest.interval is not None:
+                branch.body_checks[prop] = rest
+        elif cond is not None:
+            branch.interval = cond.interval
+        branch.merge = merge({prop: (0, desc)})
+        return branch, None
+    # (c) merge join of built-in equality scans: equalities only, key order, no projection
+    if (
+        conds
+        and all(c.interval is None for c in conds.values())
+        and not scan_orders
+        and not projection
+    ):
+        pairs = [(n, v) for n, c in sorted(conds.items()) for v in c.eq]
+        first_name, first_value = pairs[0]
+        branch = Branch(
+            "merge",
+            conds,
+            keys,
+            index_id=registry.builtin_id(kind, first_name),
+            layout=[(first_name, False)],
+            interval=Interval(first_value, True, first_value, True),
+        )
+        for name, value in pairs[1:]:
+            iid = registry.builtin_id(kind, name)
+            if iid is None:
+                branch.empty = True
+            else:
+                branch.joins.append((iid, value))
+        if branch.index_id is None:
+            branch.empty = True
+        branch.merge = merge({})
+        return branch, None
+    # (d) an exact composite index
+    needed = recommended_index(kind, spec.ancestor is not None, conds, orders, projection)
+    chosen = _match_composite(registry, needed, conds, scan_orders, projection, spec)
+    if chosen is None:
+        return None, needed
+    entry, n_eq = chosen
+    index = entry.index
+    props = index.properties
+    branch = Branch(
+        "composite",
+        conds,
+        keys,
+        index_id=entry.id,
+        index=index,
+        layout=[(p.name, p.descending) for p in props],
+        n_prefix=n_eq,
+    )
+    if spec.ancestor is not None:
+        branch.lead = encode_path_value(spec.ancestor.path)
+    parts = [branch.lead]
+    for eq_prop in props[:n_eq]:
+        value = conds[eq_prop.name].eq[0]
+        parts.append(invert(value) if eq_prop.descending else value)
+    branch.prefix = b"".join(parts)
+    # every condition not enforced by the prefix or the scanned range is checked per row
+    covered_eq = {p.name for p in props[:n_eq]}
+    position = {p.name: i for i, p in enumerate(props)}
+    first_scanned = props[n_eq].name if n_eq < len(props) else None
+    for name, cond in conds.items():
+        rest_eq = cond.eq[1:] if name in covered_eq else cond.eq
+        interval = cond.interval
+        if interval is not None and name == first_scanned and name not in covered_eq:
+            branch.interval = _component_range(branch.prefix, interval, props[n_eq].descending)
+            interval = None
+        elif interval is not None and name in position and name not in covered_eq:
+            # SEMANTICS.md §3.3: ranges on one property hold for one element: per entry
+            branch.entry_checks[position[name]] = interval
+            interval = None
+        if rest_eq or interval is not None:
+            branch.body_checks[name] = Cond(eq=list(rest_eq), interval=interval)
+    if branch.interval is None:
+        end = prefix_end(branch.prefix) if branch.prefix else None
+        branch.interval = Interval(branch.prefix or None, True, end, False)
+    scanned = {p.name: (i, False) for i, p in enumerate(props) if i >= n_eq}
+    branch.merge = merge(scanned)
+    # extra (projected / distinct) components after the orders keep their index order
+    ordered = {n for n, _ in orders}
+    for i, p in enumerate(props):
+        if i >= n_eq and p.name not in ordered:
+            branch.merge.append(Component(position=i))
+    return branch, None
+
+
+def _component_range(prefix: bytes, interval: Interval, descending: bool) -> Interval:
+    """Bounds on a composite value for a range on the component right after ``prefix``.
+
+    Encodings are prefix-free, so ``component >= lo`` is ``value >= prefix + lo`` and
+    ``component > lo`` is ``value >= prefix_end(prefix + lo)``; a descending component is
+    stored inverted, which swaps the bounds.
+    """
+    lo, lo_incl, hi, hi_incl = interval.lo, interval.lo_incl, interval.hi, interval.hi_incl
+    if descending:
+        lo, lo_incl, hi, hi_incl = (
+            invert(hi) if hi is not None else None,
+            hi_incl,
+            invert(lo) if lo is not None else None,
+            lo_incl,
+        )
+    out = Interval()
+    if lo is None:
+        out.lo, out.lo_incl = (prefix, True) if prefix else (None, True)
+    elif lo_incl:
+        out.lo, out.lo_incl = prefix + lo, True
+    else:
+        end = prefix_end(prefix + lo)
+        out.lo, out.lo_incl = (end, True) if end is not None else (prefix + lo, False)
+    if hi is None:
+        end = prefix_end(prefix) if prefix else None
+        out.hi, out.hi_incl = (end, False) if end is not None else (None, True)
+    elif hi_incl:
+        end = prefix_end(prefix + hi)
+        out.hi, out.hi_incl = (end, False) if end is not None else (None, True)
+    else:
+        out.hi, out.hi_incl = prefix + hi, False
+    return out
+
+
+def _match_composite(
+    registry: IndexRegistry,
+    needed: Index,
+    conds: dict[str, Cond],
+    scan_orders: list[tuple[str, bool]],
+    projection: tuple[str, ...],
+    spec: QuerySpec,
+) -> tuple[CompositeIndex, int] | None:
+    """A serving index laid out as equalities + exactly the scan orders + projected extras.
+
+    Returns the index and how many leading equality properties it has (SEMANTICS.md §3.4:
+    the postfix must match exactly, the prefix must be equality properties), or None. A
+    matching index that is still building raises FailedPrecondition saying so.
+    """
+    eq_props = {n for n, c in conds.items() if c.eq}
+    ordered = {n for n, _ in scan_orders}
+    extras_allowed = set(projection) | set(spec.distinct_on)
+    best: tuple[CompositeIndex, int] | None = None
+    building: CompositeIndex | None = None
+    for entry in registry.composites.get(needed.kind, ()):
+        index = entry.index
+        if index.ancestor != (spec.ancestor is not None):
+            continue
+        props = list(index.properties)
+        n_eq = 0
+        while n_eq < len(props) and props[n_eq].name in eq_props - ordered:
+            n_eq += 1
+        rest = props[n_eq:]
+        if len(rest) < len(scan_orders):
+            continue
+        if any(
+            p.name != name or p.descending != desc for (name, desc), p in zip(scan_orders, rest)
+        ):
+            continue
+        extras = rest[len(scan_orders) :]
+        if any(p.name not in extras_allowed or p.name in ordered for p in extras):
+            continue
+        if not set(projection) <= {p.name for p in props}:
+            continue
+        if entry.state != SERVING:
+            building = entry
+            continue
+        if best is None or n_eq > best[1]:
+            best = (entry, n_eq)
+    if best is None and building is not None:
+        raise exceptions.FailedPrecondition(
+            "The index this query needs is still being built "
+            f"({building.index.kind}: {', '.join(p.name for p in building.index.properties)}; "
+            f"state {building.state}). Wait for the build or run `datastore-lite indexes build`."
+        )
+    return best
+
+
+def need_index_error(index: Index) -> exceptions.DatastoreLiteError:
+    """SEMANTICS.md §3.5: production's FailedPrecondition with the paste-ready YAML."""
+    return exceptions.FailedPrecondition(
+        "no matching index found. recommended index is:\n" + index.to_yaml()
+    )
+
+
+def fingerprint(spec: QuerySpec) -> bytes:
+    """8 bytes identifying the query (not its limit, offset or cursors)."""
+    text = repr(
+        (
+            spec.project,
+            spec.database,
+            spec.namespace,
+            spec.kind,
+            spec.ancestor.path if spec.ancestor is not None else None,
+            spec.filter,
+            spec.projection,
+            spec.orders,
+            spec.distinct_on,
+        )
+    )
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
