@@ -155,3 +155,47 @@ def parse_generated(text: str, path: str, marker_at: int) -> list[Index]:
     lines = text.split("\n")
     below = "\n".join(lines[marker_at + 1 :])
     return list(parse_index_yaml("indexes:\n" + below, path))
+
+
+def index_status(api: LocalDatastoreAPI) -> list[dict[str, object]]:
+    """Every composite index with its state and entry count (for ``indexes status``)."""
+    api.registry.reload()
+    out: list[dict[str, object]] = []
+    with api.backend.read() as r:
+        for entries in sorted(api.registry.composites.values(), key=lambda es: es[0].index.kind):
+            for entry in entries:
+                out.append(
+                    {
+                        "id": entry.id,
+                        "kind": entry.index.kind,
+                        "ancestor": entry.index.ancestor,
+                        "properties": [(p.name, p.direction) for p in entry.index.properties],
+                        "state": entry.state,
+                        "entries": r.count_index_entries(entry.id),
+                        "yaml": entry.index.to_yaml(),
+                    }
+                )
+    return out
+
+
+def build_pending(api: LocalDatastoreAPI, progress: Progress | None = None) -> int:
+    """Build every index still in state ``building``; returns how many were built."""
+    api.registry.reload()
+    todo = [e for es in api.registry.composites.values() for e in es if e.state == BUILDING]
+    for entry in todo:
+        build_index(api, entry, progress)
+    return len(todo)
+
+
+def vacuum(api: LocalDatastoreAPI, keep: tuple[Index, ...]) -> list[Index]:
+    """Drop composite indexes (and their entries) that are not in ``keep``."""
+    api.registry.reload()
+    wanted = {ix.definition for ix in keep}
+    dropped = []
+    for entries in list(api.registry.composites.values()):
+        for entry in entries:
+            if entry.index.definition not in wanted:
+                api.backend.drop_index(entry.id)
+                dropped.append(entry.index)
+    api.registry.reload()
+    return dropped

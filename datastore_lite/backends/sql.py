@@ -798,6 +798,65 @@ class Txn:
             params["after"] = after
         return [(bytes(k), bytes(b)) for k, b in self.fetchall(stmt, params)]
 
+    def entities_after(
+        self, pid: int, after: bytes | None, limit: int
+    ) -> list[tuple[bytes, str, bytes]]:
+        """Up to ``limit`` (key, kind, body) of a partition in key order, after ``after``."""
+        e = S.entities
+
+        def build(resume: bool) -> Callable[[], Any]:
+            def make() -> Any:
+                conds = [e.c.partition == sa.bindparam("pid")]
+                if resume:
+                    conds.append(e.c.key > sa.bindparam("after"))
+                return (
+                    sa.select(e.c.key, e.c.kind, e.c.body)
+                    .where(*conds)
+                    .order_by(e.c.key)
+                    .limit(sa.bindparam("lim"))
+                )
+
+            return make
+
+        resume = after is not None
+        stmt = self.b.compiled(f"all_scan_{resume}", build(resume))
+        params: dict[str, Any] = {"pid": pid, "lim": limit}
+        if resume:
+            params["after"] = after
+        return [(bytes(k), kind, bytes(b)) for k, kind, b in self.fetchall(stmt, params)]
+
+    def value_ranks(self, pid: int, index_id: int, ranks: Sequence[int]) -> list[int]:
+        """Which leading rank bytes (value classes) occur in one index: one probe each."""
+        x = S.index_entries
+        stmt = self.b.compiled(
+            "rank_probe",
+            lambda: sa.select(x.c.key)
+            .where(
+                x.c.index_id == sa.bindparam("iid"),
+                x.c.partition == sa.bindparam("pid"),
+                x.c.value >= sa.bindparam("lo"),
+                x.c.value < sa.bindparam("hi"),
+            )
+            .limit(1),
+        )
+        found = []
+        for rank in ranks:
+            params = {"iid": index_id, "pid": pid, "lo": bytes([rank]), "hi": bytes([rank + 1])}
+            if self.fetchone(stmt, params) is not None:
+                found.append(rank)
+        return found
+
+    def count_index_entries(self, index_id: int) -> int:
+        x = S.index_entries
+        stmt = self.b.compiled(
+            "count_entries",
+            lambda: sa.select(sa.func.count())
+            .select_from(x)
+            .where(x.c.index_id == sa.bindparam("iid")),
+        )
+        row = self.fetchone(stmt, {"iid": index_id})
+        return int(row[0]) if row else 0
+
     def kinds(self, pid: int) -> list[str]:
         """The distinct kinds stored in a partition."""
         e = S.entities
