@@ -22,7 +22,7 @@ from ._consistency import ConsistencyController, Policy
 from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
-from ._ordering import encode_path
+from ._ordering import encode_key_group, encode_path
 from ._planner import Plan, need_index_error, plan_query
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
@@ -138,6 +138,8 @@ class LocalDatastoreAPI:
         self, keys: Sequence[KeyRef], transaction: bytes | None = None, eventual: bool = False
     ) -> LookupResult:
         """Read entities by key. Strong reads roll their groups forward first (§7)."""
+        if len(keys) == 1 and transaction is None:
+            return self._lookup_one(keys[0], eventual)
         _limits.check_lookup_count(len(keys))
         for ref in keys:
             _limits.check_key(ref, write=False)
@@ -149,8 +151,7 @@ class LocalDatastoreAPI:
             if pid < 0:
                 result.missing.append(ref)
                 continue
-            key = encode_path(ref.path)
-            group = key if len(ref.path) == 2 else encode_path(ref.path[:2])
+            key, group = encode_key_group(ref.path)
             by_pid.setdefault(pid, []).append((position, ref, key, group))
         if state is not None:
             self._note_groups(state, [(pid, g) for pid, items in by_pid.items() for *_, g in items])
@@ -174,6 +175,42 @@ class LocalDatastoreAPI:
                 else:
                     found[position] = (ref, hit[1], hit[0])
         result.found = [found[i] for i in sorted(found)]
+        return result
+
+    def get_body(
+        self, project: str, database: str, namespace: str, path: tuple[Any, ...], eventual: bool
+    ) -> bytes | None:
+        """The stored body of one entity, or None: ``lookup`` of one key, lean.
+
+        The path of ``client.get``: no request objects, one statement.
+        """
+        ref = KeyRef(project, database, namespace, path)
+        _limits.check_key(ref, write=False)
+        pid = self.backend.partition_id(project, database, namespace, False)
+        if pid < 0:
+            return None
+        key, group = encode_key_group(path)
+        consistency = self.consistency
+        if consistency.strong_reads:
+            hit = self.backend.get_one(pid, key)
+        else:
+            hit = consistency.read_one(pid, group, key, strong=not eventual)
+        return None if hit is None else hit[1]
+
+    def _lookup_one(self, ref: KeyRef, eventual: bool) -> LookupResult:
+        """``lookup`` of one key outside a transaction: the path of ``client.get``."""
+        _limits.check_key(ref, write=False)
+        result = LookupResult()
+        pid = self.backend.partition_id(ref.project, ref.database, ref.namespace, False)
+        if pid < 0:
+            result.missing.append(ref)
+            return result
+        key, group = encode_key_group(ref.path)
+        hit = self.consistency.read_one(pid, group, key, strong=not eventual)
+        if hit is None:
+            result.missing.append(ref)
+        else:
+            result.found.append((ref, hit[1], hit[0]))
         return result
 
     # -- commit ------------------------------------------------------------------------------

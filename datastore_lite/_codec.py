@@ -7,7 +7,8 @@ Layout::
 Scalars use msgpack's own types (``str`` = str, ``bytes`` = bin, int, float, bool, nil,
 list = array); the rest are extension types:
 
-    ext 1  timestamp   int64 microseconds since the epoch, big-endian
+    ext -1 timestamp   msgpack's own Timestamp type (seconds + nanoseconds), always whole
+                       microseconds; decoded in C straight to a tz-aware UTC datetime
     ext 2  geo point   two big-endian doubles (latitude, longitude)
     ext 3  key         msgpack [project, database, namespace, [path...]]
     ext 4  entity      msgpack [key-ext or nil, {props}, [excluded...]]
@@ -65,7 +66,12 @@ INTERNAL = ValueFactory(
 
 def _default(value: Any) -> Any:
     if isinstance(value, _dt.datetime):
-        return msgpack.ExtType(_EXT_TIMESTAMP, _q.pack(to_micros(value)))
+        # only naive or non-UTC datetimes get here (aware ones are packed natively):
+        # store the same instant as an aware UTC datetime
+        return msgpack.Timestamp.from_datetime(
+            _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+            + _dt.timedelta(microseconds=to_micros(value))
+        )
     kind = type(value)
     if kind is KeyRef:
         return msgpack.ExtType(_EXT_KEY, _pack_key(value))
@@ -83,7 +89,9 @@ def _pack_key(key: KeyRef) -> bytes:
 
 
 def _packb(obj: Any) -> bytes:
-    data: bytes = msgpack.packb(obj, default=_default, use_bin_type=True, strict_types=True)
+    data: bytes = msgpack.packb(
+        obj, default=_default, use_bin_type=True, strict_types=True, datetime=True
+    )
     return data
 
 
@@ -98,8 +106,6 @@ def encode_body(properties: dict[str, Any], exclude: frozenset[str] | set[str]) 
 
 def _ext_hook(factory: ValueFactory) -> Callable[[int, bytes], Any]:
     def hook(code: int, data: bytes) -> Any:
-        if code == _EXT_TIMESTAMP:
-            return factory.timestamp(_q.unpack(data)[0])
         if code == _EXT_KEY:
             project, database, namespace, path = msgpack.unpackb(data, raw=False)
             return factory.key(project, database, namespace, tuple(path))
@@ -107,7 +113,7 @@ def _ext_hook(factory: ValueFactory) -> Callable[[int, bytes], Any]:
             lat, lng = _dd.unpack(data)
             return factory.geo(lat, lng)
         if code == _EXT_ENTITY:
-            key, props, exclude = msgpack.unpackb(data, raw=False, ext_hook=hook)
+            key, props, exclude = msgpack.unpackb(data, raw=False, ext_hook=hook, timestamp=3)
             return factory.entity(key, props, exclude)
         raise ValueError(f"unknown extension type {code} in entity body")
 
@@ -130,5 +136,7 @@ def decode_body(data: bytes, factory: ValueFactory = INTERNAL) -> tuple[dict[str
     hook = _HOOKS.get(id(factory))
     if hook is None:
         hook = _HOOKS[id(factory)] = _ext_hook(factory)
-    props, exclude = msgpack.unpackb(memoryview(data)[1:], raw=False, ext_hook=hook)
+    props, exclude = msgpack.unpackb(
+        memoryview(data)[1:], raw=False, ext_hook=hook, timestamp=3
+    )
     return props, exclude

@@ -135,6 +135,8 @@ class ConsistencyController:
         self.rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self.frozen = False
+        # the Strong policy never defers, so plain reads need not look for pending writes
+        self.strong_reads = isinstance(policy, Strong)
 
     @property
     def is_strong(self) -> bool:
@@ -251,6 +253,23 @@ class ConsistencyController:
             bodies = {bytes(k): (v, bytes(b)) for _g, _v, _a, k, v, b in rows if k is not None}
             return GroupRead(versions, bodies)
         return GroupRead(versions, bodies)  # pragma: no cover - repeated concurrent writers
+
+    def read_one(self, pid: int, group: bytes, key: bytes, strong: bool) -> tuple[int, bytes] | None:
+        """(version, body) of one entity, or None; the single-key form of ``read_groups``."""
+        if self.strong_reads:
+            # "strong": nothing is ever pending, so no group check (zero overhead, §7)
+            with self.api.backend.read() as r:
+                return r.get_one(pid, key)
+        with self.api.backend.read() as r:
+            rows = r.lookup(pid, (group,), (key,))
+        if rows:
+            _g, version, applied, found, entity_version, body = rows[0]
+            if applied >= version:  # nothing pending: the common case
+                return None if found is None else (entity_version, body)
+        else:
+            return None
+        read = self.read_groups(pid, [group], [key], strong)
+        return read.bodies.get(key)
 
     def groom(self, pid: int | None = None, groups: Sequence[bytes] | None = None) -> None:
         """Apply the pending writes that are due (before a global query or an eventual read)."""

@@ -93,9 +93,16 @@ def entity_to_value(entity: Entity) -> EntityValue:
     )
 
 
+_new_entity = Entity.__new__
+
+
 def _make_entity(key: Key | None, props: dict[str, Any], exclude: list[str]) -> Entity:
-    entity = Entity(key, exclude)
+    # Entity.__init__ validates user input; stored data is known good, so build directly.
+    entity = _new_entity(Entity)
     dict.update(entity, props)
+    entity.key = key
+    entity.exclude_from_indexes = set(exclude)
+    entity._meanings = {}
     return entity
 
 

@@ -72,6 +72,30 @@ def check_partition(project: str, database: str, namespace: str) -> None:
         raise _invalid(f'Illegal string "{database}" in database id.')
 
 
+def _plainly_valid(key: KeyRef, write: bool) -> bool:
+    """Cheap test that passes the overwhelmingly common valid key (hot path of reads)."""
+    path = key.path
+    n = len(path)
+    if n % 2 or n > 2 * MAX_PATH_ELEMENTS or key.namespace or key.database or not key.project:
+        return False
+    for i in range(0, n, 2):
+        kind = path[i]
+        ident = path[i + 1]
+        # 375 chars cannot exceed 1500 UTF-8 bytes; "_" start may be a reserved name
+        if type(kind) is not str or not kind or len(kind) > 375 or (write and kind[0] == "_"):
+            return False
+        kind_of_ident = type(ident)
+        if kind_of_ident is int:
+            if not ident or not INT64_MIN <= ident <= INT64_MAX:
+                return False
+        elif kind_of_ident is str:
+            if not ident or len(ident) > 375 or (write and ident[0] == "_"):
+                return False
+        else:
+            return False
+    return True
+
+
 def check_key(key: KeyRef, *, write: bool, allow_partial: bool = False) -> None:
     """Validate a key: kinds, names, ids, depth, partition (SEMANTICS.md §1.2).
 
@@ -79,6 +103,8 @@ def check_key(key: KeyRef, *, write: bool, allow_partial: bool = False) -> None:
         write: Reserved kinds and names may be read but never written.
         allow_partial: Whether the last element may lack an id or name (inserts).
     """
+    if _plainly_valid(key, write):
+        return
     check_partition(key.project, key.database, key.namespace)
     path = key.path
     if len(path) > 2 * MAX_PATH_ELEMENTS:

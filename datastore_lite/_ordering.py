@@ -46,6 +46,7 @@ __all__ = [
     "StrOrBytes",
     "decode_path",
     "decode_value",
+    "encode_key_group",
     "encode_path",
     "encode_path_value",
     "encode_value",
@@ -110,6 +111,23 @@ def encode_path(path: tuple[Any, ...]) -> bytes:
         else:
             out.append(_ID + _int64(ident))
     return b"".join(out)
+
+
+def encode_key_group(path: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    """A stored key and its entity group's key (the root element), encoded once."""
+    kind = path[0]
+    ident = path[1]
+    if type(kind) is str and kind.isascii() and "\x00" not in kind:
+        root = kind.encode() + _TERM
+    else:
+        root = _esc(kind.encode("utf-8"))
+    if type(ident) is str:
+        root += _NAME + _esc(ident.encode("utf-8"))
+    else:
+        root += _ID + _pack_q(ident + _SIGN)
+    if len(path) == 2:
+        return root, root
+    return root + encode_path(path[2:]), root
 
 
 def encode_path_value(path: tuple[Any, ...]) -> bytes:

@@ -280,6 +280,20 @@ class Client:
         read_time: Any = None,
     ) -> Entity | None:
         """The entity stored under ``key``, or None."""
+        if (
+            missing is None
+            and deferred is None
+            and transaction is None
+            and read_time is None
+            and type(key) is Key
+            and key._project == self.project
+            and not self._batch_stack.stack
+        ):
+            # the common case, without get_multi's list handling (same checks, same result)
+            body = self._datastore_api.get_body(
+                key._project, key._database or "", key._namespace or "", key._flat_path, eventual
+            )
+            return None if body is None else body_to_entity(key, body)
         entities = self.get_multi(
             [key],
             missing=missing,

@@ -16,8 +16,7 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -25,7 +24,7 @@ from sqlalchemy.engine import Dialect
 
 from .. import exceptions
 from . import _schema as S
-from ._errors import translating
+from ._errors import is_driver_error, translate, translating
 
 __all__ = ["Row", "SQLBackend", "Txn"]
 
@@ -72,6 +71,8 @@ class SQLBackend:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
+        self._lookup_one: str | None = None
+        self._get_one: str | None = None
         self._closed = False
         self.secret: bytes = b""
         try:
@@ -129,35 +130,51 @@ class SQLBackend:
         self.engine.dispose()
         self._closed = True
 
-    @contextmanager
-    def _cursor(self) -> Iterator[Any]:
-        conn = self._connection()
-        if self.shared_connection:
-            with self._lock:
-                yield conn.cursor()
-        else:
-            yield conn.cursor()
+    def _txn(self) -> Txn:
+        """This thread's statement runner (one cursor on this thread's connection)."""
+        local = self._local
+        txn: Txn | None = getattr(local, "txn", None)
+        if txn is None or self._pid != os.getpid():
+            conn = self._connection()
+            txn = local.txn = Txn(self, conn.cursor())
+        return txn
 
-    @contextmanager
-    def read(self) -> Iterator[Txn]:
-        """Run statements that only read (each is its own consistent snapshot)."""
-        with translating(), self._cursor() as cur:
-            yield Txn(self, cur)
+    def read(self) -> _Scope:
+        """Run statements that only read (each statement is its own consistent snapshot).
 
-    @contextmanager
-    def write(self) -> Iterator[Txn]:
+        Used as ``with backend.read() as txn:``. Driver errors leave as datastore_lite
+        exceptions.
+        """
+        return _Scope(self, write=False)
+
+    def get_one(self, pid: int, key: bytes) -> tuple[int, bytes] | None:
+        """(version, body) of one entity, or None: the hot path of ``client.get``.
+
+        Same as ``with self.read() as r: r.get_one(...)`` without the scope object.
+        """
+        sql = self._get_one
+        if sql is None:
+            with self.read() as r:
+                return r.get_one(pid, key)
+        locked = self.shared_connection
+        if locked:
+            self._lock.acquire()
+        try:
+            cur = self._txn().cur
+            cur.execute(sql, {"pid": pid, "k": key})
+            row = cur.fetchone()
+        except Exception as exc:
+            if is_driver_error(exc):
+                raise translate(exc) from exc
+            raise
+        finally:
+            if locked:
+                self._lock.release()
+        return None if row is None else (row[0], row[1])
+
+    def write(self) -> _Scope:
         """One database transaction: committed on success, rolled back on any error."""
-        with translating(), self._cursor() as cur:
-            cur.execute(self.write_begin)
-            try:
-                yield Txn(self, cur)
-            except BaseException:
-                try:
-                    cur.execute("ROLLBACK")
-                except Exception:  # pragma: no cover - the connection may already be gone
-                    pass
-                raise
-            cur.execute("COMMIT")
+        return _Scope(self, write=True)
 
     # -- statement compilation ---------------------------------------------------------------
 
@@ -405,6 +422,64 @@ class SQLBackend:
         return int(row[0]) if row else 0
 
 
+class _Scope:
+    """A read or write scope: a plain class, not a generator, because it is on every call."""
+
+    __slots__ = ("backend", "write", "txn", "locked")
+
+    def __init__(self, backend: SQLBackend, write: bool) -> None:
+        self.backend = backend
+        self.write = write
+        self.locked = False
+
+    def __enter__(self) -> Txn:
+        backend = self.backend
+        try:
+            if backend.shared_connection:
+                backend._lock.acquire()
+                self.locked = True
+            txn = self.txn = backend._txn()
+            if self.write:
+                txn.cur.execute(backend.write_begin)
+            return txn
+        except BaseException as exc:
+            self._release()
+            if is_driver_error(exc):
+                raise translate(exc) from exc
+            raise
+
+    def _release(self) -> None:
+        if self.locked:
+            self.locked = False
+            self.backend._lock.release()
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        try:
+            if self.write:
+                cur = self.txn.cur
+                if exc is None:
+                    try:
+                        cur.execute("COMMIT")
+                    except Exception as commit_exc:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except Exception:  # pragma: no cover - connection may be gone
+                            pass
+                        if is_driver_error(commit_exc):
+                            raise translate(commit_exc) from commit_exc
+                        raise
+                else:
+                    try:
+                        cur.execute("ROLLBACK")
+                    except Exception:  # pragma: no cover - the connection may be gone
+                        pass
+        finally:
+            self._release()
+        if exc is not None and is_driver_error(exc):
+            raise translate(exc) from exc
+        return False
+
+
 class Txn:
     """Statements inside one read or write scope of a :class:`SQLBackend`."""
 
@@ -493,6 +568,13 @@ class Txn:
                 )
             )
 
+        if ng == 1 and nk == 1:
+            # the hot path (client.get): one cached statement, no parameter naming loop
+            sql = self.b._lookup_one
+            if sql is None:
+                sql = self.b._lookup_one = self.b.compiled("lookup", build, g=1, k=1).sql
+            self.cur.execute(sql, {"pid": pid, "g_1": group_keys[0], "k_1": keys[0]})
+            return self.cur.fetchall()  # type: ignore[no-any-return]
         stmt = self.b.compiled("lookup", build, g=ng, k=nk)
         params: dict[str, Any] = {"pid": pid}
         for i, gk in enumerate(group_keys, 1):
@@ -500,6 +582,21 @@ class Txn:
         for i, k in enumerate(keys, 1):
             params[f"k_{i}"] = k
         return self.fetchall(stmt, params)
+
+    def get_one(self, pid: int, key: bytes) -> tuple[int, bytes] | None:
+        """(version, body) of one entity, or None: the plainest lookup."""
+        sql = self.b._get_one
+        if sql is None:
+            e = S.entities
+            sql = self.b._get_one = self.b.compiled(
+                "get_one",
+                lambda: sa.select(e.c.version, e.c.body).where(
+                    e.c.partition == sa.bindparam("pid"), e.c.key == sa.bindparam("k")
+                ),
+            ).sql
+        self.cur.execute(sql, {"pid": pid, "k": key})
+        row = self.cur.fetchone()
+        return None if row is None else (row[0], row[1])
 
     def read_entities(self, pid: int, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """Current (version, body) of the entities among ``keys`` that exist."""

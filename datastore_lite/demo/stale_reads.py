@@ -37,7 +37,7 @@ _CAPTIONS = [
     "beach at dawn", "my cat judging me", "first snow", "birthday cake", "city lights",
     "mountain lake", "coffee art", "street market", "old bridge", "sunset ride",
 ]
-_EPOCH = _dt.datetime(2026, 11, 23, 9, 0, tzinfo=_dt.timezone.utc)
+_EPOCH = _dt.datetime(2026, 11, 23, 9, 0, tzinfo=_dt.UTC)
 
 
 class SimClock:
