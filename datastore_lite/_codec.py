@@ -69,8 +69,7 @@ def _default(value: Any) -> Any:
         # only naive or non-UTC datetimes get here (aware ones are packed natively):
         # store the same instant as an aware UTC datetime
         return msgpack.Timestamp.from_datetime(
-            _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
-            + _dt.timedelta(microseconds=to_micros(value))
+            _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(microseconds=to_micros(value))
         )
     kind = type(value)
     if kind is KeyRef:
@@ -136,7 +135,5 @@ def decode_body(data: bytes, factory: ValueFactory = INTERNAL) -> tuple[dict[str
     hook = _HOOKS.get(id(factory))
     if hook is None:
         hook = _HOOKS[id(factory)] = _ext_hook(factory)
-    props, exclude = msgpack.unpackb(
-        memoryview(data)[1:], raw=False, ext_hook=hook, timestamp=3
-    )
+    props, exclude = msgpack.unpackb(memoryview(data)[1:], raw=False, ext_hook=hook, timestamp=3)
     return props, exclude

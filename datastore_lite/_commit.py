@@ -21,7 +21,7 @@ from ._codec import decode_body, encode_body
 from ._ids import reserve_threshold, scattered_id
 from ._ordering import encode_path
 from ._values import EntityValue, KeyRef
-from .indexes import IndexValues, composite_values, index_values
+from .indexes import IndexValues, composite_values, index_values, multi_mask
 
 if TYPE_CHECKING:
     from ._api import LocalDatastoreAPI, TxnState
@@ -286,7 +286,7 @@ def apply_writes(
         new_rows = entry_rows(api, kind, key, values)
         remove.extend(old_rows - new_rows)
         add.extend(new_rows - old_rows)
-        multi = 1 if any(len(v) > 1 for v in values.values()) else 0
+        multi = multi_mask(values)
         upserts.append((key, kind, group, version, body, multi))
     if remove:
         w.delete_index_entries(pid, remove)

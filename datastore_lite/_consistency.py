@@ -254,7 +254,9 @@ class ConsistencyController:
             return GroupRead(versions, bodies)
         return GroupRead(versions, bodies)  # pragma: no cover - repeated concurrent writers
 
-    def read_one(self, pid: int, group: bytes, key: bytes, strong: bool) -> tuple[int, bytes] | None:
+    def read_one(
+        self, pid: int, group: bytes, key: bytes, strong: bool
+    ) -> tuple[int, bytes] | None:
         """(version, body) of one entity, or None; the single-key form of ``read_groups``."""
         if self.strong_reads:
             # "strong": nothing is ever pending, so no group check (zero overhead, §7)

@@ -3,7 +3,7 @@
 Layout (before the client's URL-safe base64)::
 
     01 | varint len | merge key | varint len | entity key | 8-byte query fingerprint
-       | 16-byte HMAC-SHA256 of everything before, keyed with the database secret
+       | 16-byte keyed BLAKE2b MAC of everything before, keyed with the database secret
 
 The position is the last result's encoded sort values and key, not an offset, so resuming
 finds the first result strictly after it even if that entity was deleted (SEMANTICS.md
@@ -50,7 +50,8 @@ def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _mac(secret: bytes, payload: bytes) -> bytes:
-    return hmac.new(secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    # keyed BLAKE2b is a MAC (RFC 7693) and one C call: cheaper than HMAC-SHA256 per page
+    return hashlib.blake2b(payload, key=secret[:64], digest_size=_MAC_BYTES).digest()
 
 
 def encode_cursor(secret: bytes, fingerprint: bytes, merge_key: bytes, key: bytes) -> bytes:

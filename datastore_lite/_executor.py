@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._codec import decode_body
@@ -23,7 +22,6 @@ from ._cursor import decode_cursor, encode_cursor
 from ._ordering import StrOrBytes, decode_path, decode_value, invert, value_end
 from ._planner import KEY, Branch, Plan
 from ._queryspec import ResultBatch, ResultItem
-from ._values import KeyRef
 from .backends.sql import ScanSpec
 from .indexes import IndexValues, composite_values, index_values
 
@@ -34,21 +32,44 @@ __all__ = ["execute", "iterate"]
 
 UNBOUNDED_BATCH = 300  # results per batch when the query has no limit (SDK: 300 max)
 MAX_BATCH = 1000
-_FIRST_CHUNK_MIN = 32
+_FIRST_CHUNK_MIN = 2
 _CHUNK_MAX = 2000
 
 
-@dataclass(slots=True)
 class Row:
-    """One scanned index entry (or entity), with its place in the merged order."""
+    """One scanned index entry (or entity), with its place in the merged order.
 
-    merge_key: bytes
-    key: bytes
-    value: bytes | None
-    body: bytes | None
-    multi: int
-    branch: Branch
-    components: list[bytes] | None = None
+    The components and the merge key are computed on first use: a plain single-branch
+    query only needs them for its last row (the batch's cursor).
+    """
+
+    __slots__ = ("key", "value", "body", "multi", "runner", "branch", "_components", "_merge_key")
+
+    def __init__(
+        self, key: bytes, value: bytes | None, body: bytes | None, multi: int, runner: _Branch
+    ) -> None:
+        self.key = key
+        self.value = value
+        self.body = body
+        self.multi = multi
+        self.runner = runner
+        self.branch = runner.branch
+        self._components: list[bytes] | None = None
+        self._merge_key: bytes | None = None
+
+    @property
+    def components(self) -> list[bytes] | None:
+        if self._components is None and self.value is not None:
+            b = self.branch
+            self._components = split_components(self.value, len(b.lead), b.layout)
+        return self._components
+
+    @property
+    def merge_key(self) -> bytes:
+        mk = self._merge_key
+        if mk is None:
+            mk = self._merge_key = self.runner.merge_key(self.value, self.components)
+        return mk
 
     def position(self) -> tuple[bytes, bytes]:
         return (self.merge_key, self.key)
@@ -89,11 +110,21 @@ class _Branch:
         self.after = after
         self.chunk = max(_FIRST_CHUNK_MIN, first_chunk)
         self.need_body = need_body
+        self.bits = branch.multi_bits
         self.simple_merge = all(c.const is None for c in branch.merge) and (
             branch.source != "composite" or not branch.lead
         )
 
-    def spec(self, resume: tuple[bytes | None, bytes] | None, seek: bytes | None) -> ScanSpec:
+    def spec(self) -> ScanSpec:
+        """The scan's fixed part, built once per plan branch and body need (cached)."""
+        b = self.branch
+        cached = b._scans.get(self.need_body)
+        if cached is not None:
+            return cached
+        spec = b._scans[self.need_body] = self._make_spec()
+        return spec
+
+    def _make_spec(self) -> ScanSpec:
         b = self.branch
         plan = self.plan
         keys = b.key_interval
@@ -102,9 +133,7 @@ class _Branch:
             "key_lo_incl": keys.lo_incl,
             "key_hi": keys.hi,
             "key_hi_incl": keys.hi_incl,
-            "after": resume,
             "body": self.need_body,
-            "limit": self.chunk,
         }
         if b.source == "entities":
             return ScanSpec(plan.pid, "entities", kind=plan.kind, **common)
@@ -132,7 +161,6 @@ class _Branch:
             value_hi=hi,
             value_hi_incl=hi_incl,
             descending=b.scan_desc,
-            seek=seek,
             joins=tuple(b.joins),
             **common,
         )
@@ -161,6 +189,8 @@ class _Branch:
         if b.source == "builtin" and len(b.merge) == 1 and b.merge[0].const is None:
             value = invert(merge_key) if b.scan_desc else merge_key
             return (value, key), None, False
+        if b.source == "composite" and b.merge_is_tail:
+            return (b.prefix + merge_key, key), None, False
         # general case: walk the merge components; constants decide the whole branch,
         # scanned components give an inclusive lower bound (exactness comes from the
         # Python filter on (merge key, key) > cursor).
@@ -194,6 +224,38 @@ class _Branch:
             expected += 1
         return None, seek, False
 
+    def exact_resume(self, cursor: tuple[bytes, bytes] | None) -> bool:
+        """Whether SQL alone resumes strictly after ``cursor`` (no Python filter needed)."""
+        if cursor is None:
+            return True
+        b = self.branch
+        if b.source == "entities" or not b.merge:
+            return True
+        if b.source == "builtin" and len(b.merge) == 1 and b.merge[0].const is None:
+            return True
+        return b.source == "composite" and b.merge_is_tail
+
+    def raw_rows(
+        self, cursor: tuple[bytes, bytes] | None
+    ) -> Iterator[tuple[bytes | None, bytes, bytes | None, int]]:
+        """SQL rows (value, key, body, multi) strictly after an exactly-resumable cursor."""
+        b = self.branch
+        if b.empty:
+            return
+        resume, seek, _skip = self.seek_for(cursor)
+        backend = self.api.backend
+        spec = self.spec()
+        while True:
+            limit = self.chunk
+            with backend.read() as r:
+                batch = r.scan(spec, resume, seek, limit)
+            yield from batch
+            if len(batch) < limit:
+                return
+            resume = (batch[-1][0], batch[-1][1])
+            seek = None
+            self.chunk = min(self.chunk * 2, _CHUNK_MAX)
+
     def rows(self, cursor: tuple[bytes, bytes] | None) -> Iterator[Row]:
         """Rows in this branch's order, strictly after ``cursor`` in merge order."""
         b = self.branch
@@ -203,23 +265,17 @@ class _Branch:
         if skip:
             return
         backend = self.api.backend
-        layout = b.layout
-        start = len(b.lead)
+        spec = self.spec()
         while True:
-            spec = self.spec(resume, seek)
+            limit = self.chunk
             with backend.read() as r:
-                batch = r.scan(spec)
+                batch = r.scan(spec, resume, seek, limit)
             for value, key, body, multi in batch:
-                components = None
-                if b.source != "entities":
-                    assert value is not None
-                    components = split_components(value, start, layout)
-                merge_key = self.merge_key(value, components)
-                row = Row(merge_key, key, value, body, multi, b, components)
-                if cursor is not None and (merge_key, key) <= cursor:
+                row = Row(key, value, body, multi, self)
+                if cursor is not None and (row.merge_key, key) <= cursor:
                     continue
                 yield row
-            if len(batch) < spec.limit:
+            if len(batch) < limit:
                 return
             last_value, last_key = batch[-1][0], batch[-1][1]
             resume = (last_value, last_key)
@@ -379,7 +435,6 @@ def iterate(
     dedup = _Dedup(runners, plan, api)
     empty_null = api.profile.empty_list_is_null
     streams = [r.rows(cursor) for r in runners]
-    by_branch = {id(r.branch): r for r in runners}
     merged: Iterator[Row]
     if len(streams) == 1:
         merged = streams[0]
@@ -388,17 +443,19 @@ def iterate(
     previous: tuple[bytes, bytes] | None = None
     distinct_prev: tuple[Any, ...] | None = None
     n_distinct = len(plan.distinct_on)
+    several = len(runners) > 1
     for row in merged:
-        position = row.position()
-        if position == previous:
-            continue  # the same entry reached through two branches
-        previous = position
-        runner = by_branch[id(row.branch)]
+        if several:
+            position = row.position()
+            if position == previous:
+                continue  # the same entry reached through two branches
+            previous = position
+        runner = row.runner
         branch = row.branch
         values: IndexValues | None = None
         props: dict[str, Any] | None = None
-        # an entity scan yields each entity once; index scans may repeat a multi-valued one
-        multi = row.multi and branch.source != "entities"
+        # an entity repeats in a scan only over a property it holds several values of
+        multi = row.multi & runner.bits
         if branch.body_checks or plan.cross_branch or multi:
             if row.body is None:  # pragma: no cover - bodies are fetched for these plans
                 continue
@@ -475,9 +532,13 @@ def execute(
         return batch
     size = UNBOUNDED_BATCH if limit is None else min(limit, MAX_BATCH)
     need_body = not plan.keys_only and not plan.projection
+    fast = _fast_path(api, plan, cursor, stop, limit, offset, size, need_body)
+    if fast is not None:
+        return fast
     rows = iterate(api, plan, cursor, size + offset + 1, need_body or _dedup_needs_body(plan))
     skipped = 0
     last: tuple[bytes, bytes] | None = cursor
+    last_row: Row | None = None
     results: list[ResultItem] = []
     partition = (plan.spec.project, plan.spec.database, plan.spec.namespace)
     more = ResultBatch.NO_MORE_RESULTS
@@ -492,23 +553,97 @@ def execute(
                 else ResultBatch.MORE_RESULTS_AFTER_LIMIT
             )
             break
-        last = row.position()
+        last_row = row
         if skipped < offset:
             skipped += 1
             continue
-        ref = KeyRef(*partition, decode_path(row.key))
         if projection is not None:
-            results.append(ResultItem(ref, None, projection))
+            results.append(ResultItem(row.key, None, projection))
         elif plan.keys_only:
-            results.append(ResultItem(ref))
+            results.append(ResultItem(row.key))
         else:
-            results.append(ResultItem(ref, row.body))
+            results.append(ResultItem(row.key, row.body))
+    batch.partition = partition
     batch.results = results
     batch.skipped_results = skipped
     batch.more_results = more
+    if last_row is not None:
+        last = last_row.position()
     if last is None:
         last = (b"", b"")
     batch.end_cursor = encode_cursor(secret, plan.fingerprint, last[0], last[1])
+    return batch
+
+
+def _fast_path(
+    api: LocalDatastoreAPI,
+    plan: Plan,
+    cursor: tuple[bytes, bytes] | None,
+    stop: tuple[bytes, bytes] | None,
+    limit: int | None,
+    offset: int,
+    size: int,
+    need_body: bool,
+) -> ResultBatch | None:
+    """One plain branch, no projection/distinct/end cursor/row checks: tuples, not Rows.
+
+    Rows whose entity may repeat in the scan (``multi`` meets the index's bits) still get
+    the first-position check; everything else is passed straight through.
+    """
+    live = [b for b in plan.branches if not b.empty]
+    if (
+        len(live) != 1
+        or plan.projection
+        or plan.distinct_on
+        or plan.cross_branch
+        or stop is not None
+        or live[0].body_checks
+        or live[0].entry_checks
+    ):
+        return None
+    branch = live[0]
+    runner = _Branch(
+        api, plan, branch, cursor, size + offset + 1, need_body or branch.multi_bits != 0
+    )
+    if not runner.exact_resume(cursor):
+        return None
+    bits = runner.bits
+    dedup: _Dedup | None = None
+    empty_null = api.profile.empty_list_is_null
+    results: list[ResultItem] = []
+    skipped = 0
+    last: tuple[bytes | None, bytes, bytes | None, int] | None = None
+    more = ResultBatch.NO_MORE_RESULTS
+    keys_only = plan.keys_only
+    for item in runner.raw_rows(cursor):
+        if item[3] & bits:
+            row = Row(item[1], item[0], item[2], item[3], runner)
+            assert item[2] is not None
+            props, exclude = decode_body(item[2])
+            if dedup is None:
+                dedup = _Dedup([runner], plan, api)
+            if not dedup.first(row, runner, index_values(props, exclude, empty_null)):
+                continue
+        if len(results) >= size:
+            more = (
+                ResultBatch.NOT_FINISHED
+                if limit is None or limit > size
+                else ResultBatch.MORE_RESULTS_AFTER_LIMIT
+            )
+            break
+        last = item
+        if skipped < offset:
+            skipped += 1
+            continue
+        results.append(ResultItem(item[1]) if keys_only else ResultItem(item[1], item[2]))
+    batch = ResultBatch(results=results, more_results=more, skipped_results=skipped)
+    spec = plan.spec
+    batch.partition = (spec.project, spec.database, spec.namespace)
+    if last is not None:
+        position = Row(last[1], last[0], last[2], last[3], runner).position()
+    else:
+        position = cursor or (b"", b"")
+    batch.end_cursor = encode_cursor(api.backend.secret, plan.fingerprint, *position)
     return batch
 
 
@@ -529,7 +664,7 @@ def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:
         and not plan.distinct_on
     ):
         runner = _Branch(api, plan, live[0], None, 1, False)
-        spec = runner.spec(None, None)
+        spec = runner.spec()
         with api.backend.read() as r:
             return r.count(spec, up_to)
     total = 0

@@ -55,7 +55,9 @@ def is_metadata_kind(kind: str | None) -> bool:
     return kind in METADATA_KINDS
 
 
-def _rows(api: LocalDatastoreAPI, plan: Plan) -> list[tuple[tuple[Any, ...], dict[str, Any] | None]]:
+def _rows(
+    api: LocalDatastoreAPI, plan: Plan
+) -> list[tuple[tuple[Any, ...], dict[str, Any] | None]]:
     """(path, properties or None) of every metadata entity the query's kind describes."""
     spec = plan.spec
     backend = api.backend
@@ -82,7 +84,9 @@ def _rows(api: LocalDatastoreAPI, plan: Plan) -> list[tuple[tuple[Any, ...], dic
             if not ranks:
                 continue
             names = sorted(_REPRESENTATIONS[rank] for rank in ranks)
-            out.append((("__kind__", kind, "__property__", prop), {"property_representation": names}))
+            out.append(
+                (("__kind__", kind, "__property__", prop), {"property_representation": names})
+            )
     return out
 
 
@@ -109,7 +113,11 @@ def run(
     batch = ResultBatch()
     skipped = 0
     last = after or b""
-    partition = (spec.project, spec.database, "" if spec.kind == "__namespace__" else spec.namespace)
+    partition = (
+        spec.project,
+        spec.database,
+        "" if spec.kind == "__namespace__" else spec.namespace,
+    )
     for key, path, props in rows:
         if after is not None and key <= after:
             continue

@@ -197,6 +197,9 @@ def prefix_end(prefix: bytes) -> bytes | None:
 
 def _unesc(data: bytes, pos: int) -> tuple[bytes, int]:
     """Read an escaped, terminated byte string starting at ``pos``."""
+    end = data.index(b"\x00", pos)
+    if data[end + 1] == 0x01:  # no escaped NUL inside: the common case, one slice
+        return data[pos:end], end + 2
     out = bytearray()
     while True:
         end = data.index(b"\x00", pos)
@@ -220,6 +223,42 @@ def _read_double(data: bytes, pos: int) -> float:
 
 def decode_path(data: bytes, pos: int = 0, end: int | None = None) -> tuple[Any, ...]:
     """Decode a stored key (or the path part of a key value, up to ``end``)."""
+    if pos == 0 and end is None:
+        fast = _decode_plain_path(data)
+        if fast is not None:
+            return fast
+    return _decode_path(data, pos, end)
+
+
+def _decode_plain_path(data: bytes) -> tuple[Any, ...] | None:
+    """Decode a stored key with no escaped NUL bytes (nearly all keys), or return None."""
+    out: list[Any] = []
+    append = out.append
+    find = data.find
+    pos = 0
+    n = len(data)
+    while pos < n:
+        end = find(b"\x00", pos)
+        if end < 0 or data[end + 1] != 0x01:
+            return None
+        append(data[pos:end].decode())
+        pos = end + 2
+        marker = data[pos]
+        if marker == 0x01:
+            append(_unpack_q(data, pos + 1)[0] - _SIGN)
+            pos += 9
+        elif marker == 0x02:
+            end = find(b"\x00", pos + 1)
+            if end < 0 or data[end + 1] != 0x01:
+                return None
+            append(data[pos + 1 : end].decode())
+            pos = end + 2
+        else:
+            return None
+    return tuple(out)
+
+
+def _decode_path(data: bytes, pos: int = 0, end: int | None = None) -> tuple[Any, ...]:
     limit = len(data) if end is None else end
     out: list[Any] = []
     while pos < limit:

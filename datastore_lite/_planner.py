@@ -128,6 +128,24 @@ class Branch:
     entry_checks: dict[int, Interval] = field(default_factory=dict)
     body_checks: dict[str, Cond] = field(default_factory=dict)
     empty: bool = False
+    merge_is_tail: bool = False  # composite: merge key == index value after the prefix
+    _scans: dict[bool, Any] = field(default_factory=dict)  # executor's cached ScanSpecs
+
+    _bits: int = -1
+
+    @property
+    def multi_bits(self) -> int:
+        """Mask of the properties over which an entity may repeat in this scan (cached)."""
+        if self._bits < 0:
+            from .indexes import property_bit
+
+            mask = 0
+            if self.source not in ("entities", "merge"):
+                for name, _inverted in self.layout:
+                    if name != KEY:
+                        mask |= property_bit(name)
+            self._bits = mask
+        return self._bits
 
 
 @dataclass
@@ -590,13 +608,16 @@ def _plan_branch(
     if branch.interval is None:
         end = prefix_end(branch.prefix) if branch.prefix else None
         branch.interval = Interval(branch.prefix or None, True, end, False)
-    scanned = {p.name: (i, False) for i, p in enumerate(props) if i >= n_eq}
+    # merge keys use the stored form: descending components inverted, as in the index
+    scanned = {p.name: (i, p.descending) for i, p in enumerate(props) if i >= n_eq}
     branch.merge = merge(scanned)
     # extra (projected / distinct) components after the orders keep their index order
     ordered = {n for n, _ in orders}
     for i, p in enumerate(props):
         if i >= n_eq and p.name not in ordered:
-            branch.merge.append(Component(position=i))
+            branch.merge.append(Component(position=i, descending=p.descending))
+    # when the merge key is exactly the value after the prefix, cursors resume in SQL
+    branch.merge_is_tail = [c.position for c in branch.merge] == list(range(n_eq, len(props)))
     return branch, None
 
 

@@ -54,7 +54,7 @@ class QuerySpec:
 class ResultItem:
     """One result: its key, and either the stored body or projected values (or neither)."""
 
-    key: KeyRef
+    key: KeyRef | bytes  # bytes: the encoded path, in the batch's partition
     body: bytes | None = None
     projection: dict[str, Any] | None = None
 
@@ -72,3 +72,4 @@ class ResultBatch:
     end_cursor: bytes = b""
     more_results: int = NO_MORE_RESULTS
     skipped_results: int = 0
+    partition: tuple[str, str, str] = ("", "", "")  # of results whose key is bytes

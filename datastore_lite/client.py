@@ -266,6 +266,31 @@ class Client:
 
         return AggregationQuery(self, query, **kwargs)
 
+    def gql(
+        self, query_string: str, /, *positional_bindings: Any, **named_bindings: Any
+    ) -> Query | AggregationQuery:
+        """A query from GQL text (SEMANTICS.md §4.8; docs/gql.md), in this client's namespace.
+
+        ``@1``, ``@2``, ... take ``positional_bindings`` and ``@name`` takes
+        ``named_bindings``; each value given must be used. The result is a
+        :class:`~datastore_lite.gql.GqlQuery` (a ``Query`` whose ``fetch()`` applies the
+        text's LIMIT and OFFSET) or, for ``SELECT COUNT(*) ...`` / ``AGGREGATE ... OVER (...)``,
+        a :class:`~datastore_lite.gql.GqlAggregationQuery`.
+
+        Raises:
+            InvalidArgument: The text is not GQL (a ``GqlSyntaxError`` naming the line and
+                column), or a binding is missing, unused or not a valid value.
+
+        Example:
+            >>> client = Client(project="doc", url="sqlite://", consistency="strong")
+            >>> query = client.gql("SELECT * FROM Photo WHERE likes > @n ORDER BY likes", n=10)
+            >>> list(query.fetch())
+            []
+        """
+        from .gql import build
+
+        return build(self, query_string, positional_bindings, named_bindings)
+
     # -- reads -------------------------------------------------------------------------------
 
     def get(

@@ -249,6 +249,22 @@ def _collect(
             _add(out, full, encode_value(value))
 
 
+def property_bit(name: str) -> int:
+    """The bit of a property name in an entity's multi-valued mask (stable across runs)."""
+    import zlib
+
+    return 1 << (zlib.crc32(name.encode("utf-8")) % 62)
+
+
+def multi_mask(values: IndexValues) -> int:
+    """Bits of the properties that have more than one index value in this entity."""
+    mask = 0
+    for name, encoded in values.items():
+        if len(encoded) > 1:
+            mask |= property_bit(name)
+    return mask
+
+
 def _add(out: IndexValues, name: str, encoded: bytes) -> None:
     values = out.get(name)
     if values is None:

@@ -50,7 +50,7 @@ class Key:
         <Key('Parent', 'alice', 'Photo', 7), project=photo-app>
     """
 
-    __slots__ = ("_flat_path", "_parent", "_namespace", "_database", "_project")
+    __slots__ = ("_flat_path", "_parent", "_namespace", "_database", "_project", "_encoded")
 
     def __init__(self, *path_args: Any, **kwargs: Any) -> None:
         self._flat_path: tuple[Any, ...] = path_args
@@ -75,6 +75,37 @@ class Key:
         key._database = database
         key._project = project
         return key
+
+    @classmethod
+    def _from_encoded(
+        cls, encoded: bytes, project: str, namespace: str | None, database: str | None
+    ) -> Key:
+        """A key read from storage whose path is decoded on first use.
+
+        Query results build many keys that callers often never look at; decoding the
+        stored path lazily keeps that cost off the result loop.
+        """
+        key = cls.__new__(cls)
+        key._encoded = encoded
+        key._parent = None
+        key._namespace = namespace
+        key._database = database
+        key._project = project
+        return key
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for unset slots: the lazily decoded path of _from_encoded keys.
+        if name == "_flat_path":
+            try:
+                encoded = object.__getattribute__(self, "_encoded")
+            except AttributeError:
+                raise AttributeError(name) from None
+            from ._ordering import decode_path
+
+            path = decode_path(encoded)
+            self._flat_path = path
+            return path
+        raise AttributeError(name)
 
     # -- equality --------------------------------------------------------------------------
 
@@ -294,6 +325,12 @@ class Key:
         if self._database:
             text += f", database={self._database}"
         return text + ">"
+
+    def __copy__(self) -> Key:
+        return Key._from_trusted(self._flat_path, self._project, self._namespace, self._database)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Key:
+        return self.__copy__()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (self._flat_path, self._project, self._namespace, self._database))

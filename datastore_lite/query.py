@@ -17,7 +17,7 @@ from collections.abc import Iterator as _Iter
 from typing import TYPE_CHECKING, Any
 
 from . import exceptions
-from ._convert import body_to_entity, ref_to_key, to_value, value_to_public
+from ._convert import body_to_entity, key_to_ref, ref_to_key, to_value, value_to_public
 from ._queryspec import CompositeSpec, FilterSpec, QuerySpec, ResultBatch
 from .entity import Entity
 from .key import Key
@@ -347,25 +347,34 @@ class Query:
 
     def _to_spec(self) -> QuerySpec:
         """The engine form of the query (without limit, offset and cursors)."""
-        parts: list[FilterSpec | CompositeSpec] = []
-        for item in self._filters:
-            if isinstance(item, BaseFilter):
-                parts.append(item._to_spec())
-            else:
-                name, operator, value = item
-                parts.append(FilterSpec(name, operator, _filter_value(value)))
+        filt: CompositeSpec | None = None
+        if self._filters:
+            parts: list[FilterSpec | CompositeSpec] = []
+            for item in self._filters:
+                if isinstance(item, BaseFilter):
+                    parts.append(item._to_spec())
+                else:
+                    name, operator, value = item
+                    parts.append(FilterSpec(name, operator, _filter_value(value)))
+            filt = CompositeSpec("AND", tuple(parts))
         client = self._client
         ancestor = self._ancestor
+        if ancestor is None:
+            ancestor_ref = None
+        elif type(ancestor) is Key:
+            ancestor_ref = key_to_ref(ancestor)
+        else:
+            ancestor_ref = to_value(ancestor)
         return QuerySpec(
-            project=self.project,
-            database=client.database or "",
-            namespace=self.namespace or "",
-            kind=self._kind,
-            ancestor=to_value(ancestor) if ancestor is not None else None,
-            filter=CompositeSpec("AND", tuple(parts)) if parts else None,
-            projection=tuple(self._projection),
-            orders=tuple((o[1:], True) if o.startswith("-") else (o, False) for o in self._order),
-            distinct_on=tuple(self._distinct_on),
+            self._project or client.project,
+            client._database or "",
+            self._namespace or client.namespace or "",
+            self._kind,
+            ancestor_ref,
+            filt,
+            tuple(self._projection),
+            tuple((o[1:], True) if o[:1] == "-" else (o, False) for o in self._order),
+            tuple(self._distinct_on),
         )
 
 
@@ -374,8 +383,8 @@ class Page:
 
     def __init__(self, parent: Iterator, items: Sequence[Any]) -> None:
         self._parent = parent
-        self._items = list(items)
-        self.num_items = len(self._items)
+        self._items = iter(items)
+        self.num_items = len(items)
         self.remaining = self.num_items
 
     @property
@@ -386,10 +395,9 @@ class Page:
         return self
 
     def __next__(self) -> Any:
-        if not self._items:
-            raise StopIteration
+        item = next(self._items)
         self.remaining -= 1
-        return self._items.pop(0)
+        return item
 
 
 def _decode_token(token: bytes | str | None) -> bytes | None:
@@ -516,11 +524,24 @@ class Iterator:
         else:
             self.next_page_token = base64.urlsafe_b64encode(batch.end_cursor)
         self._more_results = batch.more_results == ResultBatch.NOT_FINISHED
-        return Page(self, [_to_entity(r) for r in batch.results])
+        project, database, namespace = batch.partition
+        database_or_none = database or None
+        namespace_or_none = namespace or None
+        entities = []
+        for result in batch.results:
+            raw = result.key
+            if type(raw) is bytes:
+                key = Key._from_encoded(raw, project, namespace_or_none, database_or_none)
+            else:
+                key = ref_to_key(raw)  # type: ignore[arg-type]
+            body = result.body
+            entities.append(
+                body_to_entity(key, body) if body is not None else _to_entity(result, key)
+            )
+        return Page(self, entities)
 
 
-def _to_entity(result: Any) -> Entity:
-    key = ref_to_key(result.key)
+def _to_entity(result: Any, key: Key) -> Entity:
     if result.body is not None:
         return body_to_entity(key, result.body)
     entity = Entity(key)

@@ -43,9 +43,10 @@ entities = sa.Table(
     sa.Column("group_key", sa.LargeBinary, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
-    # 1 when some indexed property holds several values: the entity may have several
-    # entries in one index, so queries de-duplicate it (0 lets them skip that work)
-    sa.Column("multi", sa.SmallInteger, nullable=False, server_default="0"),
+    # which indexed properties hold several values, as a 62-bit mask of name hashes
+    # (indexes.multi_mask): an entity can repeat in an index only over such a property,
+    # so queries de-duplicate only rows whose mask meets the index's (0: never)
+    sa.Column("multi", sa.BigInteger, nullable=False, server_default="0"),
     # kind scans and kind + ancestor key ranges
     sa.Index("ix_dl_entities_kind", "partition", "kind", "key"),
 )

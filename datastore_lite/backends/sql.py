@@ -927,14 +927,16 @@ class Txn:
         x = S.index_entries
         stmt = self.b.compiled(
             "rank_probe",
-            lambda: sa.select(x.c.key)
-            .where(
-                x.c.index_id == sa.bindparam("iid"),
-                x.c.partition == sa.bindparam("pid"),
-                x.c.value >= sa.bindparam("lo"),
-                x.c.value < sa.bindparam("hi"),
-            )
-            .limit(1),
+            lambda: (
+                sa.select(x.c.key)
+                .where(
+                    x.c.index_id == sa.bindparam("iid"),
+                    x.c.partition == sa.bindparam("pid"),
+                    x.c.value >= sa.bindparam("lo"),
+                    x.c.value < sa.bindparam("hi"),
+                )
+                .limit(1)
+            ),
         )
         found = []
         for rank in ranks:
@@ -947,9 +949,9 @@ class Txn:
         x = S.index_entries
         stmt = self.b.compiled(
             "count_entries",
-            lambda: sa.select(sa.func.count())
-            .select_from(x)
-            .where(x.c.index_id == sa.bindparam("iid")),
+            lambda: (
+                sa.select(sa.func.count()).select_from(x).where(x.c.index_id == sa.bindparam("iid"))
+            ),
         )
         row = self.fetchone(stmt, {"iid": index_id})
         return int(row[0]) if row else 0
@@ -983,42 +985,40 @@ class Txn:
 
     # -- query scans -------------------------------------------------------------------------
 
-    def scan(self, spec: ScanSpec) -> list[tuple[bytes | None, bytes, bytes | None, int]]:
+    def scan(
+        self,
+        spec: ScanSpec,
+        after: tuple[bytes | None, bytes] | None = None,
+        seek: bytes | None = None,
+        limit: int = 100,
+    ) -> list[tuple[bytes | None, bytes, bytes | None, int]]:
         """One bounded range scan: rows (index value | None, key, body | None, multi).
 
         Index scans run over ``dl_index_entries`` joined to ``dl_entities`` (plus one
         self-join per equality probe of a merge join); entity scans over ``dl_entities``.
         Rows come in scan order: (value, key) ascending, or value descending then key
-        ascending for a descending built-in scan.
+        ascending for a descending built-in scan. ``after`` resumes strictly after a
+        (value, key) position; ``seek`` is an inclusive lower bound on the value.
         """
-        stmt = self.b.compiled("scan", lambda: _build_scan(spec), shape=spec.shape())
-        params: dict[str, Any] = {"pid": spec.pid, "lim": spec.limit}
-        if spec.kind is not None:
-            params["kind"] = spec.kind
-        if spec.index_id is not None:
-            params["iid"] = spec.index_id
-        for name in ("value_eq", "value_lo", "value_hi", "key_lo", "key_hi", "seek"):
-            value = getattr(spec, name)
-            if value is not None:
-                params[name] = value
-        if spec.after is not None:
-            after_value, after_key = spec.after
-            params["ak"] = after_key
-            if after_value is not None:
-                params["av"] = after_value
-        for i, (iid, value) in enumerate(spec.joins):
-            params[f"j{i}i"] = iid
-            params[f"j{i}v"] = value
-        rows = self.fetchall(stmt, params)
-        return [
-            (
-                bytes(v) if v is not None else None,
-                bytes(k),
-                bytes(b) if b is not None else None,
-                m,
+        variant = (0 if after is None else (1 if after[0] is not None else 2), seek is not None)
+        compiled = spec._sql.get(variant)
+        if compiled is None:
+            spec.after, spec.seek = after, seek
+            compiled = spec._sql[variant] = self.b.compiled(
+                "scan", lambda: _build_scan(spec), shape=spec.shape()
             )
-            for v, k, b, m in rows
-        ]
+        sql = compiled.sql
+        params = {**compiled.defaults, **spec._params} if compiled.defaults else dict(spec._params)
+        params["lim"] = limit
+        if after is not None:
+            params["ak"] = after[1]
+            if after[0] is not None:
+                params["av"] = after[0]
+        if seek is not None:
+            params["seek"] = seek
+        self.cur.execute(sql, params)
+        # drivers return bytes for BLOB/bytea; rows go out as they come
+        return self.cur.fetchall()  # type: ignore[no-any-return]
 
     def count(self, spec: ScanSpec, up_to: int | None) -> int:
         """How many distinct keys a scan would return (stopping at ``up_to``)."""
@@ -1072,6 +1072,8 @@ class ScanSpec:
         "joins",
         "body",
         "limit",
+        "_params",
+        "_sql",
     )
 
     def __init__(
@@ -1116,6 +1118,26 @@ class ScanSpec:
         self.joins = joins
         self.body = body
         self.limit = limit
+        # bound values that do not change between the chunks of one scan
+        params: dict[str, Any] = {"pid": pid}
+        if kind is not None:
+            params["kind"] = kind
+        if index_id is not None:
+            params["iid"] = index_id
+        for name, value in (
+            ("value_eq", value_eq),
+            ("value_lo", value_lo),
+            ("value_hi", value_hi),
+            ("key_lo", key_lo),
+            ("key_hi", key_hi),
+        ):
+            if value is not None:
+                params[name] = value
+        for i, (iid, value) in enumerate(joins):
+            params[f"j{i}i"] = iid
+            params[f"j{i}v"] = value
+        self._params = params
+        self._sql: dict[tuple[int, bool], _Compiled] = {}
 
     def shape(self) -> tuple[Any, ...]:
         """Everything that changes the SQL text (not the bound values)."""

@@ -39,7 +39,13 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, current_app, has_app_context
+try:
+    from flask import Flask, current_app, has_app_context
+except ModuleNotFoundError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ModuleNotFoundError(
+        "datastore_lite.contrib.flask needs Flask: pip install 'datastore-lite[flask]'",
+        name=exc.name,
+    ) from exc
 
 from .. import exceptions
 from .._consistency import Eventual, Strong, parse_policy

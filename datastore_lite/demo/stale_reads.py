@@ -34,8 +34,16 @@ from ..key import Key
 __all__ = ["add_arguments", "main", "run"]
 
 _CAPTIONS = [
-    "beach at dawn", "my cat judging me", "first snow", "birthday cake", "city lights",
-    "mountain lake", "coffee art", "street market", "old bridge", "sunset ride",
+    "beach at dawn",
+    "my cat judging me",
+    "first snow",
+    "birthday cake",
+    "city lights",
+    "mountain lake",
+    "coffee art",
+    "street market",
+    "old bridge",
+    "sunset ride",
 ]
 _EPOCH = _dt.datetime(2026, 11, 23, 9, 0, tzinfo=_dt.UTC)
 
@@ -102,39 +110,56 @@ class Read:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The demo's options (shared by ``datastore-lite demo stale-reads`` and ``main``)."""
     parser.add_argument(
-        "--seed", type=int, default=None,
+        "--seed",
+        type=int,
+        default=None,
         help="seed of the consistency simulation; the same seed replays the same run "
         "(default: random, printed at the start)",
     )
     parser.add_argument(
-        "--url", default=None,
+        "--url",
+        default=None,
         help="database URL (default: a fresh SQLite file in a temporary directory, removed "
         "afterwards); e.g. sqlite:///demo.db or postgresql://postgres@127.0.0.1/test",
     )
     parser.add_argument(
-        "--photos", type=int, default=5, metavar="N",
+        "--photos",
+        type=int,
+        default=5,
+        metavar="N",
         help="photos the user posts in each round of part 1 (default 5)",
     )
     parser.add_argument(
-        "--consistency", default="hrd",
+        "--consistency",
+        default="hrd",
         help="global-query consistency: 'hrd' (App Engine's High-Replication lag model, the "
         "legacy default), 'lag=SECONDS' or 'probability=P' (the emulator's --consistency); "
         "default hrd",
     )
     parser.add_argument(
-        "--gap", type=float, default=0.005, metavar="SECONDS",
+        "--gap",
+        type=float,
+        default=0.005,
+        metavar="SECONDS",
         help="simulated time between a post and the app reading the stream (default 0.005)",
     )
     parser.add_argument(
-        "--part", choices=["1", "2", "all"], default="all",
+        "--part",
+        choices=["1", "2", "all"],
+        default="all",
         help="1 = stale reads, 2 = the per-group write limit, all = both (default)",
     )
     parser.add_argument(
-        "--writes", type=int, default=100, metavar="N",
+        "--writes",
+        type=int,
+        default=100,
+        metavar="N",
         help="photos posted in part 2 (default 100)",
     )
     parser.add_argument(
-        "--color", choices=["auto", "always", "never"], default="auto",
+        "--color",
+        choices=["auto", "always", "never"],
+        default="auto",
         help="colour the output (default: when writing to a terminal; NO_COLOR disables)",
     )
 
@@ -143,7 +168,10 @@ def _photo(client: Client, user: str, n: int, parent: Key | None, when: _dt.date
     key = client.key("Photo", parent=parent) if parent is not None else client.key("Photo")
     photo = Entity(key, exclude_from_indexes=("image",))
     photo.update(
-        user=user, number=n, caption=_CAPTIONS[(n - 1) % len(_CAPTIONS)], date=when,
+        user=user,
+        number=n,
+        caption=_CAPTIONS[(n - 1) % len(_CAPTIONS)],
+        date=when,
         image=b"\x89PNG" + bytes(60),
     )
     return photo
@@ -153,7 +181,9 @@ def _numbers(entities: list[Entity]) -> set[int]:
     return {int(e["number"]) for e in entities}
 
 
-def _part_one(client: Client, clock: SimClock, args: argparse.Namespace, s: Style, out: TextIO) -> tuple[int, int]:
+def _part_one(
+    client: Client, clock: SimClock, args: argparse.Namespace, s: Style, out: TextIO
+) -> tuple[int, int]:
     """Two rounds of posts; returns (stale global reads, stale ancestor reads)."""
     stale_global = stale_ancestor = 0
     rounds = [
@@ -200,9 +230,14 @@ def _part_one(client: Client, clock: SimClock, args: argparse.Namespace, s: Styl
         query.add_filter(filter=_user_filter(user))
         seen = _numbers(list(query.fetch()))
         later = Read(len(seen & set(posted)), len(posted), sorted(set(posted) - seen))
-        print(f"  {'':<5} {_ms(clock, 0):>9}  {'(one second later)':<24} {_describe(later, s)}", file=out)
+        print(
+            f"  {'':<5} {_ms(clock, 0):>9}  {'(one second later)':<24} {_describe(later, s)}",
+            file=out,
+        )
         if parent is None:
-            print(s.dim("  no ancestor query: these photos share no ancestor to query by"), file=out)
+            print(
+                s.dim("  no ancestor query: these photos share no ancestor to query by"), file=out
+            )
         print(file=out)
     return stale_global, stale_ancestor
 
@@ -226,16 +261,26 @@ def _describe(read: Read, s: Style, width: int = 34) -> str:
     return s.green(text.ljust(width)) if width else s.green(text)
 
 
-def _part_two(url: str, seed: int, args: argparse.Namespace, s: Style, out: TextIO) -> dict[str, tuple[int, float]]:
+def _part_two(
+    url: str, seed: int, args: argparse.Namespace, s: Style, out: TextIO
+) -> dict[str, tuple[int, float]]:
     """100 posts into one group vs 100 groups, under a 1 write/s limit."""
     results: dict[str, tuple[int, float]] = {}
-    print(s.bold(f"Part 2: {args.writes} photos under a per-entity-group limit of 1 write/s"), file=out)
+    print(
+        s.bold(f"Part 2: {args.writes} photos under a per-entity-group limit of 1 write/s"),
+        file=out,
+    )
     for mode in ("raise", "delay"):
         for layout in ("one group", f"{args.writes} groups"):
             clock = SimClock()
             client = Client(
-                project="demo", url=url, namespace=f"part2-{mode}-{layout.split()[0]}",
-                consistency="strong", seed=seed, clock=clock.time, sleep=clock.sleep,
+                project="demo",
+                url=url,
+                namespace=f"part2-{mode}-{layout.split()[0]}",
+                consistency="strong",
+                seed=seed,
+                clock=clock.time,
+                sleep=clock.sleep,
                 write_limit=GroupWriteLimit(rate=1.0, burst=1, on_exceed=mode, max_delay=1e9),
                 index_yaml=os.devnull,
             )
@@ -259,14 +304,19 @@ def _part_two(url: str, seed: int, args: argparse.Namespace, s: Style, out: Text
                 rejected = args.writes - ok
                 verdict = (
                     s.red(f"{rejected} rejected with 409 too much contention")
-                    if rejected else s.green("all accepted")
+                    if rejected
+                    else s.green("all accepted")
                 )
-                print(f"  on_exceed=raise  {layout:<11} {ok:>4} of {args.writes} accepted; {verdict}", file=out)
+                print(
+                    f"  on_exceed=raise  {layout:<11} {ok:>4} of {args.writes} accepted; {verdict}",
+                    file=out,
+                )
             else:
                 colour = s.red if elapsed > 10 else s.green
                 print(
                     f"  on_exceed=delay  {layout:<11} all {ok} stored, taking "
-                    + colour(f"{elapsed:,.1f} s") + " of simulated time",
+                    + colour(f"{elapsed:,.1f} s")
+                    + " of simulated time",
                     file=out,
                 )
     print(file=out)
@@ -296,8 +346,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.part in ("1", "all"):
             clock = SimClock()
             client = Client(
-                project="demo", url=url, namespace="part1", consistency=policy, seed=seed,
-                clock=clock.time, sleep=clock.sleep, index_yaml=os.devnull,
+                project="demo",
+                url=url,
+                namespace="part1",
+                consistency=policy,
+                seed=seed,
+                clock=clock.time,
+                sleep=clock.sleep,
+                index_yaml=os.devnull,
             )
             try:
                 stale_global, stale_ancestor = _part_one(client, clock, args, s, out)
@@ -338,7 +394,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo as a program (``python -m datastore_lite.demo.stale_reads``)."""
     parser = argparse.ArgumentParser(
-        prog="datastore-lite demo stale-reads", description=__doc__,
+        prog="datastore-lite demo stale-reads",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
