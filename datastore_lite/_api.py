@@ -121,6 +121,17 @@ class LocalDatastoreAPI:
         self._txn(txn_id)
         self._finish(txn_id)
 
+    def _snapshot(self, state: TxnState, pid: int, group: bytes, version: int) -> None:
+        """Record a group's version at the transaction's first read of it.
+
+        SEMANTICS.md §6.1: a transaction's reads are one consistent snapshot. No history is
+        kept, so a group that moved since the first read cannot be read at that snapshot:
+        fail now with the contention error (the SDK fails such reads early too).
+        """
+        seen = state.groups.setdefault((pid, group), version)
+        if seen != version:
+            raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
+
     def _note_groups(self, state: TxnState, groups: Sequence[tuple[int, bytes]]) -> None:
         """Enforce the legacy limit of 25 entity groups per transaction (SEMANTICS.md §6.1)."""
         limit = self.profile.max_groups_per_transaction
@@ -147,7 +158,9 @@ class LocalDatastoreAPI:
         result = LookupResult()
         by_pid: dict[int, list[tuple[int, KeyRef, bytes, bytes]]] = {}
         for position, ref in enumerate(keys):
-            pid = self.pid_of(ref)
+            # in a transaction even a read of an empty partition must be tracked (its
+            # group's version 0 is the snapshot a concurrent first write must conflict with)
+            pid = self.pid_of(ref, create=state is not None)
             if pid < 0:
                 result.missing.append(ref)
                 continue
@@ -167,7 +180,7 @@ class LocalDatastoreAPI:
             bodies = rows.bodies
             if state is not None:
                 for _, _, _, group in items:
-                    state.groups.setdefault((pid, group), group_versions.get(group, 0))
+                    self._snapshot(state, pid, group, group_versions.get(group, 0))
             for position, ref, key, _group in items:
                 hit = bodies.get(key)
                 if hit is None:
@@ -227,10 +240,18 @@ class LocalDatastoreAPI:
                         "Cannot modify entities in a read-only transaction."
                     )
                 groups = []
-                for m in mutations:
+                for number, m in enumerate(mutations):
                     pid = self.pid_of(m.key, create=True)
-                    groups.append((pid, encode_path(m.key.path[:2])))
+                    if len(m.key.path) < 2:
+                        # a partial root key starts a new group of its own
+                        groups.append((pid, b"\xff new group %d" % number))
+                    else:
+                        groups.append((pid, encode_path(m.key.path[:2])))
                 self._note_groups(state, groups)
+            if state is not None and not mutations:
+                # nothing to write: the reads were one consistent snapshot (reads of a
+                # group that moved fail early), so there is nothing to re-check
+                return []
             return self._commit_with_retry(mutations, state)
         finally:
             if transaction is not None:
@@ -290,7 +311,9 @@ class LocalDatastoreAPI:
     ) -> tuple[Plan, int]:
         state = self._txn(transaction) if transaction is not None else None
         _limits.check_partition(spec.project, spec.database, spec.namespace)
-        pid = self.backend.partition_id(spec.project, spec.database, spec.namespace, create=False)
+        pid = self.backend.partition_id(
+            spec.project, spec.database, spec.namespace, create=state is not None
+        )
         plan = self._plan(spec, pid, state is not None)
         if pid < 0:
             return plan, pid
@@ -307,7 +330,7 @@ class LocalDatastoreAPI:
                     self.consistency.roll_forward(pid, [group])
                 if state is not None:
                     self._note_groups(state, [(pid, group)])
-                    state.groups.setdefault((pid, group), version)
+                    self._snapshot(state, pid, group, version)
         else:
             self.consistency.groom()
         return plan, pid
@@ -371,7 +394,8 @@ class LocalDatastoreAPI:
         for ref in keys:
             if not ref.is_partial:
                 raise exceptions.InvalidArgument("AllocateIds keys must be incomplete.")
-            _limits.check_key(ref, write=False, allow_partial=True)
+            # emulator: AllocateIds is validated like a write (reserved kinds refused)
+            _limits.check_key(ref, write=True, allow_partial=True)
         if not keys:
             return []
         last = self.backend.allocate("scattered", len(keys))

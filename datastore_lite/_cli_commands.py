@@ -176,7 +176,8 @@ def cmd_gql(args: argparse.Namespace) -> int:
     from .aggregation import AggregationQuery
 
     yaml_path = _index_yaml_path(args, required=False)
-    with _closing(_open_client(args, namespace=args.namespace)) as client:
+    positional, named = _bindings(args.bind)
+    with _closing(_open_client(args, namespace=args.namespace or None)) as client:
         if yaml_path is not None:
             # as Client(index_yaml=...) does, with progress bars for new indexes
             from ._index_sync import register_indexes
@@ -186,10 +187,7 @@ def cmd_gql(args: argparse.Namespace) -> int:
             api.index_yaml = yaml_path
             client.index_yaml = yaml_path
             _build_with_progress(args, api, register_indexes(api, load_index_yaml(yaml_path)))
-        gql = getattr(client, "gql", None)
-        if gql is None:
-            raise CommandError("this datastore_lite has no GQL support (Client.gql) yet")
-        query = gql(args.query)
+        query = client.gql(args.query, *positional, **named)
         write = _stdout_writer()
         if isinstance(query, AggregationQuery):
             results = [r for batch in query.fetch() for r in batch]
@@ -228,6 +226,33 @@ def cmd_gql(args: argparse.Namespace) -> int:
                 write(json.dumps(entity_to_json(entity), ensure_ascii=False, allow_nan=False))
             write("\n]\n")
         return 0
+
+
+def _bindings(specs: Sequence[str]) -> tuple[list[Any], dict[str, Any]]:
+    """``--bind`` values: ``@1``, ``@2``... (in order) and ``@name``."""
+    from ._export import value_from_json
+
+    numbered: dict[int, Any] = {}
+    named: dict[str, Any] = {}
+    for spec in specs:
+        name, equals, text = spec.partition("=")
+        if not equals or not name:
+            raise CommandError(f"--bind expects NAME=VALUE, not {spec!r}")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        if isinstance(value, dict):
+            value = value_from_json(value, f"--bind {name}")
+        elif isinstance(value, list):
+            value = [value_from_json(v) if isinstance(v, dict) else v for v in value]
+        if name.isdigit():
+            numbered[int(name)] = value
+        else:
+            named[name] = value
+    if numbered and sorted(numbered) != list(range(1, len(numbered) + 1)):
+        raise CommandError(f"--bind numbers must be 1..{len(numbered)}, got {sorted(numbered)}")
+    return [numbered[i] for i in sorted(numbered)], named
 
 
 def _is_number(value: Any) -> bool:

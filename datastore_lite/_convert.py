@@ -30,8 +30,17 @@ __all__ = [
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+def check_ids(flat_path: tuple[Any, ...]) -> None:
+    """Key ids are int64: the official client fails client-side, as protobuf does."""
+    for ident in flat_path[1::2]:
+        if type(ident) is int and not _INT64_MIN <= ident <= _INT64_MAX:
+            raise ValueError(f"Value out of range: {ident}")
+
+
 def key_to_ref(key: Key) -> KeyRef:
-    return KeyRef(key.project, key.database or "", key.namespace or "", key.flat_path)
+    path = key.flat_path
+    check_ids(path)
+    return KeyRef(key.project, key.database or "", key.namespace or "", path)
 
 
 def ref_to_key(ref: KeyRef) -> Key:
@@ -86,10 +95,15 @@ def entity_to_value(entity: Entity) -> EntityValue:
             props[name] = value
         else:
             props[name] = to_value(value)
+    # The official client marks exclusion on each value, so a name with no value to carry
+    # the mark (absent, or an empty list) is not excluded once stored and read back.
+    exclude = entity.exclude_from_indexes
+    if exclude:
+        exclude = {n for n in exclude if n in props and props[n] != []}
     return EntityValue(
         key_to_ref(key) if key is not None else None,
         props,
-        frozenset(entity.exclude_from_indexes),
+        frozenset(exclude),
     )
 
 

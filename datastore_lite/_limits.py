@@ -59,12 +59,16 @@ def describe_path(path: tuple[Any, ...]) -> str:
     return "[" + ", ".join(parts) + "]"
 
 
-def check_partition(project: str, database: str, namespace: str) -> None:
-    """Validate the partition strings of a key or query."""
+def check_partition(project: str, database: str, namespace: str, write: bool = True) -> None:
+    """Validate the partition strings of a key or query.
+
+    A reserved namespace (``__x__``) may be read, and named by a key value, but not
+    written (emulator: reads return nothing, key values are accepted).
+    """
     if not project:
         raise _invalid("The project id is the empty string.")
     if namespace:
-        if is_reserved(namespace):
+        if write and is_reserved(namespace):
             raise _invalid(f'The namespace id "{namespace}" is reserved.')
         if not _PARTITION_ID.match(namespace):
             raise _invalid(f'Illegal string "{namespace}" in namespace id.')
@@ -105,7 +109,7 @@ def check_key(key: KeyRef, *, write: bool, allow_partial: bool = False) -> None:
     """
     if _plainly_valid(key, write):
         return
-    check_partition(key.project, key.database, key.namespace)
+    check_partition(key.project, key.database, key.namespace, write)
     path = key.path
     if len(path) > 2 * MAX_PATH_ELEMENTS:
         raise _invalid("Key path is too long. Cannot exceed 100 elements.")
@@ -214,6 +218,5 @@ def check_lookup_count(count: int) -> None:
 def check_entity_size(name_hint: str, size: int) -> None:
     """The stored size (key + encoded body) must fit Datastore's 1 MiB - 4 limit."""
     if size > MAX_ENTITY_BYTES:
-        raise _invalid(
-            f"entity is too big: {name_hint} is {size} bytes; the limit is {MAX_ENTITY_BYTES} bytes"
-        )
+        # production's exact text (SEMANTICS.md §7.1); the limit is in docs/compatibility.md
+        raise _invalid("entity is too big")

@@ -161,12 +161,15 @@ Run one GQL query (SELECT ..., or AGGREGATE ... OVER (SELECT ...)) in --project 
 property (long values truncated to --max-width), or the typed JSON of `export` with
 --format json/jsonl (which `import` reads back). The table stops after --limit results
 (1000 by default); JSON formats stream every result unless --limit is given. The query
-reads with strong consistency unless --consistency says otherwise.
+reads with strong consistency unless --consistency says otherwise. --bind gives the
+value of @name (or @1, @2, ...): JSON (5, true, "5", [1, 2], or a typed value such as
+{"timestampValue": "2024-01-01T00:00:00Z"}), else the text itself.
 
 examples:
   datastore-lite gql "SELECT * FROM Photo WHERE tags = 'beach' ORDER BY date DESC LIMIT 10"
+  datastore-lite gql "SELECT * FROM Photo WHERE likes > @n" --bind n=10
   datastore-lite gql "SELECT __key__ FROM User" --format jsonl > users.jsonl
-  datastore-lite --namespace shop gql "AGGREGATE COUNT(*) OVER (SELECT * FROM Order)"
+  datastore-lite --namespace shop gql "AGGREGATE COUNT(*) OVER (SELECT * FROM Purchase)"
 """,
     ),
     "indexes": (
@@ -263,6 +266,14 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     gql.add_argument("query", metavar="QUERY", help="the GQL query text")
     gql.add_argument("--format", choices=["table", "json", "jsonl"], default="table")
     gql.add_argument("--limit", type=_positive_int, metavar="N", help="print at most N results")
+    gql.add_argument(
+        "-b",
+        "--bind",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of @NAME (or @1, @2...) in the query: JSON, else the text (repeatable)",
+    )
     gql.add_argument(
         "--max-width",
         type=_positive_int,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import exceptions
 from ._api import LocalDatastoreAPI
 from ._consistency import Eventual, Policy, Strong, parse_policy
-from ._convert import body_to_entity, key_to_ref, ref_to_key
+from ._convert import body_to_entity, check_ids, key_to_ref, ref_to_key
 from ._profiles import get_profile
 from ._throttle import GroupWriteLimit
 from .backends import open_backend
@@ -315,10 +315,18 @@ class Client:
             and not self._batch_stack.stack
         ):
             # the common case, without get_multi's list handling (same checks, same result)
+            check_ids(key._flat_path)
             body = self._datastore_api.get_body(
                 key._project, key._database or "", key._namespace or "", key._flat_path, eventual
             )
-            return None if body is None else body_to_entity(key, body)
+            if body is None:
+                return None
+            if key._namespace == "" or key._database == "" or key._parent is not None:
+                # the official client returns a key rebuilt from the response
+                key = Key._from_trusted(
+                    key._flat_path, key._project, key._namespace or None, key._database or None
+                )
+            return body_to_entity(key, body)
         entities = self.get_multi(
             [key],
             missing=missing,

@@ -600,6 +600,8 @@ class Txn:
 
     def read_entities(self, pid: int, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """Current (version, body) of the entities among ``keys`` that exist."""
+        if not keys:
+            return {}
         e = S.entities
         stmt = self.b.compiled(
             "read_entities",

@@ -24,6 +24,9 @@ class SQLiteBackend(SQLBackend):
     # Take the write lock at BEGIN: a deferred transaction that upgrades to a writer fails
     # at once with SQLITE_BUSY under WAL instead of waiting for the busy timeout.
     write_begin: ClassVar[str] = "BEGIN IMMEDIATE"
+    # Processes opening a new file at once (gunicorn workers) must not race to create
+    # the tables: take the write lock before the existence checks.
+    ddl_lock_sql: ClassVar[str | None] = "BEGIN IMMEDIATE"
     insert_factory = staticmethod(sqlite_dialect.insert)
 
     def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
