@@ -1,0 +1,49 @@
+"""The raw baseline on PostgreSQL: psycopg 3, prepared statements with generic plans."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy.dialects import postgresql as pg_dialect
+
+from .raw_common import RawStore, _schema_ddl
+
+__all__ = ["RawPostgresStore"]
+
+
+class RawPostgresStore(RawStore):
+    """Hand-written SQL on one PostgreSQL database (``dsn`` is a libpq URL)."""
+
+    begin_sql = "BEGIN"
+    # the library reads the index generation FOR SHARE in every write (DESIGN.md §10)
+    generation_lock = " FOR SHARE"
+
+    def __init__(self, dsn: str, project: str = "bench", create: bool = True) -> None:
+        self.dsn = dsn
+        conn = psycopg.connect(dsn, autocommit=True)
+        # BENCHMARKS.md: psycopg's automatic prepared statements with generic plans
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        super().__init__(conn, project)
+        if create:
+            self._create_schema(_schema_ddl(pg_dialect.dialect()))
+            # BENCHMARKS.md: keep ~2 KB bodies inline (no TOAST)
+            self.execute("ALTER TABLE dl_entities ALTER COLUMN body SET STORAGE MAIN")
+            self.execute("SELECT setval('dl_indexes_id_seq', 100)")
+            self.execute("SELECT setval('dl_partitions_id_seq', 100)")
+
+    def q(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        with self.conn.cursor() as cur:
+            cur.executemany(sql, rows)
+
+    def maintain(self) -> None:
+        from .stores import ANALYZE_SQL
+
+        self.execute(ANALYZE_SQL)
+
+    def clone(self) -> RawStore:
+        return RawPostgresStore(self.dsn, self.project, create=False)
