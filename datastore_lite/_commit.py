@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import _limits, exceptions
 from ._codec import decode_body, encode_body
 from ._ids import reserve_threshold, scattered_id
-from ._ordering import encode_path
+from ._ordering import decode_path, encode_key_group
 from ._values import EntityValue, KeyRef
 from .indexes import IndexValues, composite_values, index_values, multi_mask
 
@@ -150,8 +150,7 @@ def _prepare(
         part = work.get(pid)
         if part is None:
             part = work[pid] = _PartitionWork(pid)
-        key = encode_path(ref.path)
-        group = key if len(ref.path) == 2 else encode_path(ref.path[:2])
+        key, group = encode_key_group(ref.path)
         item = _Prepared(m.op, ref, key, group, ref.path[-2])
         if m.entity is not None and m.op != "delete":
             entity = m.entity
@@ -298,7 +297,13 @@ def apply_writes(
         w.insert_index_entries(pid, add)
 
 
-def entry_rows(api: LocalDatastoreAPI, kind: str, key: bytes, values: IndexValues) -> set[IndexRow]:
+def entry_rows(
+    api: LocalDatastoreAPI,
+    kind: str,
+    key: bytes,
+    values: IndexValues,
+    path: tuple[Any, ...] | None = None,
+) -> set[IndexRow]:
     """Every index entry of one entity: built-in single-property rows and composite rows."""
     registry = api.registry
     rows: set[IndexRow] = set()
@@ -315,9 +320,8 @@ def entry_rows(api: LocalDatastoreAPI, kind: str, key: bytes, values: IndexValue
             rows.add((iid, value, key))
     composites = registry.writable(kind)
     if composites:
-        from ._ordering import decode_path
-
-        path = decode_path(key)
+        if path is None:
+            path = decode_path(key)
         for entry in composites:
             for value in composite_values(entry.index, values, path):
                 rows.add((entry.id, value, key))

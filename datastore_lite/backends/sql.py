@@ -13,6 +13,7 @@ and group versions. It knows nothing of ``Entity`` or ``Key`` (DESIGN.md §2).
 from __future__ import annotations
 
 import json
+import re
 import os
 import secrets
 import threading
@@ -72,6 +73,7 @@ class SQLBackend:
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
         self._lookup_one: str | None = None
+        self._positional: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._get_one: str | None = None
         self._closed = False
         self.secret: bytes = b""
@@ -177,6 +179,18 @@ class SQLBackend:
         return _Scope(self, write=True)
 
     # -- statement compilation ---------------------------------------------------------------
+
+    def positional(self, stmt: _Compiled) -> tuple[str, tuple[str, ...]]:
+        """The statement with positional placeholders, and the parameter names in order."""
+        hit = self._positional.get(stmt.sql)
+        if hit is None:
+            if self.dialect.paramstyle == "named":
+                pattern, mark = re.compile(r"(?<![:\w]):(\w+)"), "?"
+            else:
+                pattern, mark = re.compile(r"%\((\w+)\)s"), "%s"
+            order = tuple(pattern.findall(stmt.sql))
+            hit = self._positional[stmt.sql] = (pattern.sub(mark, stmt.sql), order)
+        return hit
 
     def placeholder(self, name: str) -> str:
         """The driver's named-parameter syntax for ``name``."""
@@ -503,6 +517,24 @@ class Txn:
             rows = [{**stmt.defaults, **r} for r in rows]
         self.cur.executemany(stmt.sql, rows)
 
+    def runrows(self, stmt: _Compiled, fields: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+        """``executemany`` with positional rows (``fields`` names their columns).
+
+        Bulk writes send tuples, not dicts: the statement is rewritten once to the
+        driver's positional placeholders.
+        """
+        if not rows:
+            return
+        sql, order = self.b.positional(stmt)
+        if order != fields:
+            index = [fields.index(name) if name in fields else -1 for name in order]
+            defaults = stmt.defaults
+            rows = [
+                tuple(row[i] if i >= 0 else defaults[name] for i, name in zip(index, order))
+                for row in rows
+            ]
+        self.cur.executemany(sql, rows)
+
     def fetchone(self, stmt: _Compiled, params: dict[str, Any]) -> Row | None:
         self.run(stmt, params)
         row = self.cur.fetchone()
@@ -721,12 +753,10 @@ class Txn:
             )
 
         stmt = self.b.compiled("upsert_entities", build)
-        self.runmany(
+        self.runrows(
             stmt,
-            [
-                {"pid": pid, "key": k, "kind": kind, "gk": gk, "v": v, "body": body, "multi": m}
-                for k, kind, gk, v, body, m in rows
-            ],
+            ("pid", "key", "kind", "gk", "v", "body", "multi"),
+            [(pid, k, kind, gk, v, body, m) for k, kind, gk, v, body, m in rows],
         )
 
     def delete_entities(self, pid: int, keys: Sequence[bytes]) -> None:
@@ -737,7 +767,7 @@ class Txn:
                 e.c.partition == sa.bindparam("pid"), e.c.key == sa.bindparam("key")
             ),
         )
-        self.runmany(stmt, [{"pid": pid, "key": k} for k in keys])
+        self.runrows(stmt, ("pid", "key"), [(pid, k) for k in keys])
 
     def insert_index_entries(
         self, pid: int, rows: Sequence[tuple[int, bytes, bytes]], ignore_existing: bool = False
@@ -755,7 +785,7 @@ class Txn:
             return ins.on_conflict_do_nothing() if ignore_existing else ins
 
         stmt = self.b.compiled(f"insert_entries_{ignore_existing}", build)
-        self.runmany(stmt, [{"iid": i, "pid": pid, "v": v, "k": k} for i, v, k in rows])
+        self.runrows(stmt, ("iid", "pid", "v", "k"), [(i, pid, v, k) for i, v, k in rows])
 
     def delete_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
         """Remove index entries: rows of (index_id, value, key)."""
@@ -769,7 +799,7 @@ class Txn:
                 x.c.key == sa.bindparam("k"),
             ),
         )
-        self.runmany(stmt, [{"iid": i, "pid": pid, "v": v, "k": k} for i, v, k in rows])
+        self.runrows(stmt, ("iid", "pid", "v", "k"), [(i, pid, v, k) for i, v, k in rows])
 
     def bump_counter(self, counter: str, at_least: int) -> None:
         """Raise ``counter`` to ``at_least`` if it is lower (reserving ids)."""
