@@ -21,6 +21,9 @@ from ._cli_format import aggregation_json, format_index, format_size, format_val
 
 if TYPE_CHECKING:
     from ._api import LocalDatastoreAPI
+    from ._export import Partition
+    from ._progress import Progress
+    from ._registry import CompositeIndex
     from .client import Client
     from .entity import Entity
 
@@ -134,7 +137,7 @@ def index_label(index: Any) -> str:
 
 
 def _build_with_progress(
-    args: argparse.Namespace, api: LocalDatastoreAPI, entries: list[Any]
+    args: argparse.Namespace, api: LocalDatastoreAPI, entries: Sequence[CompositeIndex]
 ) -> None:
     from ._index_sync import build_index
 
@@ -143,26 +146,31 @@ def _build_with_progress(
         started = time.monotonic()
         bar = _new_progress(args, None, label)
 
-        def report(done: int, total: int, bar: Any = bar) -> None:
-            bar.set(done, total)
-
         with bar:
-            scanned = build_index(api, entry, report)
+            scanned = build_index(api, entry, bar.set)
         _note(
             args,
             f"built {label}: {scanned} entities in {time.monotonic() - started:.1f}s, now serving",
         )
 
 
-def _new_progress(args: argparse.Namespace, total: int | None, label: str) -> Any:
+def _new_progress(args: argparse.Namespace, total: int | None, label: str) -> Progress:
     from ._progress import Progress
 
     return Progress(total, label, stream=sys.stderr, force=_progress_force(args))
 
 
 def _stdout_writer() -> Callable[[str], object]:
-    out = sys.stdout
-    return out.write
+    return sys.stdout.write
+
+
+def _utf8_stdout() -> None:
+    """JSON output is UTF-8 whatever the locale says (JSON Lines requires it)."""
+    encoding = (getattr(sys.stdout, "encoding", None) or "utf-8").lower().replace("-", "")
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if encoding != "utf8" and reconfigure is not None:
+        sys.stdout.flush()
+        reconfigure(encoding="utf-8")
 
 
 # -- gql ---------------------------------------------------------------------------------------
@@ -188,6 +196,8 @@ def cmd_gql(args: argparse.Namespace) -> int:
             client.index_yaml = yaml_path
             _build_with_progress(args, api, register_indexes(api, load_index_yaml(yaml_path)))
         query = client.gql(args.query, *positional, **named)
+        if args.format != "table":
+            _utf8_stdout()
         write = _stdout_writer()
         if isinstance(query, AggregationQuery):
             results = [r for batch in query.fetch() for r in batch]
@@ -428,18 +438,12 @@ def _confirm(question: str) -> bool:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``datastore-lite export``."""
-    from ._export import count_stored, dumps_entity, row_to_entity, select_partitions, stored_rows
+    from ._export import count_stored, dumps_entity, row_to_entity, stored_rows
 
     with _closing(_open_client(args)) as client:
         api = client._datastore_api
         api.consistency.apply_all()
-        parts = select_partitions(
-            api,
-            project=args.project,
-            namespaces=[args.namespace] if args.namespace is not None else None,
-        )
-        if args.database is not None:
-            parts = [p for p in parts if p.database == args.database]
+        parts = _partitions(args, api)
         kinds = args.kind
         total = count_stored(api, parts, kinds)
         label = "export" if args.output == "-" else args.output
@@ -455,16 +459,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partitions(args: argparse.Namespace, api: LocalDatastoreAPI) -> list[Partition]:
+    """The partitions --project, --database and --namespace select (all by default)."""
+    from ._export import select_partitions
+
+    namespaces = [args.namespace] if args.namespace is not None else None
+    parts = select_partitions(api, project=args.project, namespaces=namespaces)
+    if args.database is not None:
+        parts = [p for p in parts if p.database == args.database]
+    return parts
+
+
 @contextlib.contextmanager
 def _output(path: str) -> Iterator[TextIO]:
     """stdout, or a file written under a temporary name and renamed once complete."""
     if path == "-":
+        _utf8_stdout()
         yield sys.stdout
         sys.stdout.flush()
         return
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as handle:
+        try:
+            handle = open(tmp, "w", encoding="utf-8", newline="\n")  # noqa: SIM115
+        except OSError as exc:
+            raise CommandError(f"cannot write {path}: {exc.strerror}") from exc
+        with handle:
             yield handle
         os.replace(tmp, path)
     finally:
@@ -588,57 +608,15 @@ def _retry(call: Callable[[], None], attempts: int = 5) -> None:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     """``datastore-lite stats``."""
-    from ._codec import decode_body
-    from ._export import count_stored, select_partitions, stored_rows
-    from ._ordering import decode_path
-    from .indexes import composite_values, index_values
+    from ._export import count_stored, kind_stats
 
     with _closing(_open_client(args)) as client:
         api = client._datastore_api
         api.consistency.apply_all()
-        api.registry.reload()
-        parts = select_partitions(
-            api,
-            project=args.project,
-            namespaces=[args.namespace] if args.namespace is not None else None,
-        )
-        if args.database is not None:
-            parts = [p for p in parts if p.database == args.database]
+        parts = _partitions(args, api)
         total = count_stored(api, parts, args.kind)
-        empty_null = api.profile.empty_list_is_null
-        # (project, database, namespace, kind) -> [entities, bytes, index entries]
-        sums: dict[tuple[str, str, str, str], list[int]] = {}
         with _new_progress(args, total, "stats") as bar:
-            for row in stored_rows(api, parts, args.kind):
-                part = row.partition
-                slot = (part.project, part.database, part.namespace, row.kind)
-                acc = sums.get(slot)
-                if acc is None:
-                    acc = sums[slot] = [0, 0, 0]
-                props, exclude = decode_body(row.body)
-                values = index_values(props, exclude, empty_null)
-                entries = sum(len(v) for v in values.values())
-                composites = api.registry.writable(row.kind)
-                if composites:
-                    path = decode_path(row.key)
-                    for entry in composites:
-                        entries += len(composite_values(entry.index, values, path))
-                acc[0] += 1
-                acc[1] += len(row.key) + len(row.body)
-                acc[2] += entries
-                bar.update()
-    records: list[dict[str, Any]] = [
-        {
-            "project": project,
-            "database": database,
-            "namespace": namespace,
-            "kind": kind,
-            "entities": acc[0],
-            "bytes": acc[1],
-            "index_entries": acc[2],
-        }
-        for (project, database, namespace, kind), acc in sorted(sums.items())
-    ]
+            records = kind_stats(api, parts, args.kind, bar.update)
     write = _stdout_writer()
     if args.format == "json":
         write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")

@@ -121,8 +121,19 @@ def _value(value: Any, context: Context | None, top: bool) -> str:
 
 
 def format_value(value: Any, max_width: int = 40, context: Context | None = None) -> str:
-    """A value as one compact table cell, cut to ``max_width`` display columns with ``…``."""
+    """A value as one compact table cell, cut to ``max_width`` display columns with ``…``
+    (``...`` when stdout cannot encode ``…``)."""
     return _truncate(_value(value, context, True), max_width)
+
+
+def _ellipsis() -> str:
+    import sys
+
+    try:
+        "…".encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return "..."
+    return "…"
 
 
 def _char_width(ch: str) -> int:
@@ -141,15 +152,17 @@ def display_width(text: str) -> int:
 def _truncate(text: str, max_width: int) -> str:
     if display_width(text) <= max_width:
         return text
+    mark = _ellipsis()
+    room = max(0, max_width - len(mark))
     out = []
     used = 0
     for ch in text:
         width = _char_width(ch)
-        if used + width > max_width - 1:
+        if used + width > room:
             break
         out.append(ch)
         used += width
-    return "".join(out) + "…"
+    return "".join(out) + mark
 
 
 def _pad(text: str, width: int, right: bool) -> str:

@@ -71,7 +71,8 @@ def to_value(value: Any) -> Any:
     if isinstance(value, int):
         return to_value(int(value))
     if isinstance(value, str):
-        return str(value)
+        # the string content: str() of a (str, Enum) member would be "Color.RED"
+        return str.__str__(value)
     if isinstance(value, bytes):
         return bytes(value)
     if isinstance(value, Entity):

@@ -68,11 +68,15 @@ class Row:
     def merge_key(self) -> bytes:
         mk = self._merge_key
         if mk is None:
-            mk = self._merge_key = self.runner.merge_key(self.value, self.components)
+            mk = self._merge_key = self.runner.merge_key(self.value, self.components, self.body)
         return mk
 
     def position(self) -> tuple[bytes, bytes]:
         return (self.merge_key, self.key)
+
+
+# merge key of an entity lacking an ordered property: it never appears in the results
+_NO_ORDER_VALUE = b"\xff\xff\xff\xff-missing"
 
 
 def split_components(value: bytes, start: int, layout: list[tuple[str, bool]]) -> list[bytes]:
@@ -165,11 +169,28 @@ class _Branch:
             **common,
         )
 
-    def merge_key(self, value: bytes | None, components: list[bytes] | None) -> bytes:
+    def merge_key(
+        self, value: bytes | None, components: list[bytes] | None, body: bytes | None = None
+    ) -> bytes:
         parts = []
+        values: IndexValues | None = None
         for comp in self.branch.merge:
             if comp.const is not None:
                 parts.append(comp.const)
+            elif comp.name is not None:
+                # a key-equality branch: the entity's smallest (largest, descending) value
+                # of the property that passes the branch's filters on it
+                if values is None:
+                    assert body is not None
+                    values = _values_of(body, self.api.profile.empty_list_is_null)
+                candidates = list(values.get(comp.name, ()))
+                cond = self.branch.conds.get(comp.name)
+                if cond is not None and cond.interval is not None:
+                    candidates = [v for v in candidates if cond.interval.contains(v)]
+                if not candidates:
+                    return _NO_ORDER_VALUE
+                chosen = max(candidates) if comp.descending else min(candidates)
+                parts.append(invert(chosen) if comp.descending else chosen)
             else:
                 assert components is not None
                 raw = components[comp.position]
@@ -465,6 +486,8 @@ def iterate(
                 c.matches(values.get(n)) for n, c in branch.body_checks.items()
             ):
                 continue
+        if branch.computed and row.merge_key == _NO_ORDER_VALUE:
+            continue  # lacks a property the query orders by (SEMANTICS.md §3.1)
         if (
             branch.entry_checks
             and row.components is not None
@@ -599,6 +622,7 @@ def _fast_path(
         or stop is not None
         or live[0].body_checks
         or live[0].entry_checks
+        or live[0].computed
     ):
         return None
     branch = live[0]
@@ -648,8 +672,8 @@ def _fast_path(
 
 
 def _dedup_needs_body(plan: Plan) -> bool:
-    """Keys-only and projection scans still read bodies when rows may need de-duplication."""
-    return any(b.source != "entities" for b in plan.branches)
+    """Keys-only and projection scans still read bodies when rows need checking."""
+    return any(b.source != "entities" or b.body_checks or b.computed for b in plan.branches)
 
 
 def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:

@@ -167,7 +167,7 @@ def encode_value(value: Any) -> bytes:
     if isinstance(value, float):
         return b"\x50" + _double(float(value))
     if isinstance(value, str):
-        return b"\x40" + _esc(str(value).encode("utf-8"))
+        return b"\x40" + _esc(value.encode("utf-8"))  # the content, even of a str Enum
     if isinstance(value, bytes):
         return b"\x40" + _esc(bytes(value))
     raise TypeError(f"value of type {kind.__name__} has no index encoding")

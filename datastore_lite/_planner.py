@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import exceptions
 from ._limits import MAX_INDEXED_BYTES, is_reserved
+from ._need_index import requirement, satisfies
 from ._ordering import encode_path, encode_path_value, encode_value, invert, prefix_end
 from ._queryspec import CompositeSpec, FilterSpec, QuerySpec
 from ._registry import SERVING, CompositeIndex
@@ -102,6 +103,7 @@ class Component:
     const: bytes | None = None
     position: int = -1  # index of the component in the index value (scanned)
     descending: bool = False  # invert the scanned bytes (built-in descending scans)
+    name: str | None = None  # computed from the entity's own values (key-equality branches)
 
 
 @dataclass
@@ -129,6 +131,12 @@ class Branch:
     body_checks: dict[str, Cond] = field(default_factory=dict)
     empty: bool = False
     merge_is_tail: bool = False  # composite: merge key == index value after the prefix
+
+    @property
+    def computed(self) -> bool:
+        """Whether merge keys are computed from entity values (key-equality branches)."""
+        return any(c.name is not None for c in self.merge)
+
     _scans: dict[bool, Any] = field(default_factory=dict)  # executor's cached ScanSpecs
 
     _bits: int = -1
@@ -252,7 +260,7 @@ def _validate(spec: QuerySpec, profile: Profile, in_transaction: bool) -> list[F
     for name in proj:
         if name != KEY and is_reserved(name):
             raise _invalid(f"projections are not supported for the property: {name}")
-    eq_props = {a.name for a in atoms if a.op in ("=", "IN")}
+    eq_props = {a.name for a in atoms if a.op in ("=", "IN") and a.name != KEY}
     for name in proj:
         if name in eq_props:
             raise _invalid("cannot use projection on a property with an equality filter")
@@ -365,7 +373,7 @@ def _dnf(f: FilterSpec | CompositeSpec | None) -> list[list[Atom]]:
 # -- step 4: index selection per branch --------------------------------------------------------
 
 
-def _branch_conds(conj: list[Atom]) -> tuple[dict[str, Cond], Interval, bool]:
+def _branch_conds(conj: list[Atom]) -> tuple[dict[str, Cond], Interval, bool, bytes | None]:
     conds: dict[str, Cond] = {}
     keys = Interval()
     key_eq: set[bytes] = set()
@@ -393,7 +401,13 @@ def _branch_conds(conj: list[Atom]) -> tuple[dict[str, Cond], Interval, bool]:
         or keys.empty()
         or any(c.interval is not None and c.interval.empty() for c in conds.values())
     )
-    return conds, keys, empty
+    key_value = None
+    if len(key_eq) == 1:
+        # a composite index may hold __key__ as an equality component (SDK: kept when an
+        # inequality on another property exists): its value is the entity's path
+        (path,) = {value.path for name, op, value in conj if name == KEY and op == "="}
+        key_value = encode_path_value(path)
+    return conds, keys, empty, key_value
 
 
 def _ancestor_keys(ancestor: KeyRef | None, keys: Interval) -> Interval:
@@ -451,15 +465,19 @@ def plan_query(
     recommended: Index | None = None
     prop_sets = set()
     for conj in conjunctions:
-        conds, keys, empty = _branch_conds(conj)
+        conds, keys, empty, key_value = _branch_conds(conj)
         keys = _ancestor_keys(spec.ancestor, keys)
         prop_sets.add(frozenset(conds))
-        branch, needed = _plan_branch(spec, conds, keys, orders, registry)
+        sdk_need = _sdk_requirement(spec, conj, registry)
+        if sdk_need is not None:
+            recommended = sdk_need
+            break
+        branch, needed = _plan_branch(spec, conds, keys, orders, registry, key_value)
         if needed is not None:
             recommended = needed
             break
         assert branch is not None
-        branch.empty = empty or keys.empty()
+        branch.empty = branch.empty or empty or keys.empty()
         branches.append(branch)
     plan = Plan(
         spec=spec,
@@ -478,12 +496,50 @@ def plan_query(
     return plan
 
 
+def _sdk_requirement(spec: QuerySpec, conj: list[Atom], registry: IndexRegistry) -> Index | None:
+    """The index Datastore would demand for this conjunction, if none serves it (§3.1).
+
+    Returns the recommended index when the SDK rules require a composite index and no
+    serving index satisfies them; raises FailedPrecondition when the one that would is
+    still building; None otherwise. Queries with several inequality properties (firestore
+    profile) are left to the executor's own index matching.
+    """
+    if spec.kind is None:
+        return None
+    if len({n for n, op, _ in conj if op != "="}) > 1:
+        return None
+    need = requirement(
+        spec.kind,
+        spec.ancestor is not None,
+        [(name, op) for name, op, _ in conj],
+        spec.orders,
+        spec.projection,
+        spec.distinct_on,
+    )
+    if not need.required:
+        return None
+    building: CompositeIndex | None = None
+    for entry in registry.composites.get(spec.kind, ()):
+        if satisfies(entry.index, need):
+            if entry.state == SERVING:
+                return None
+            building = entry
+    if building is not None:
+        raise exceptions.FailedPrecondition(
+            "The index this query needs is still being built "
+            f"({building.index.kind}: {', '.join(p.name for p in building.index.properties)}; "
+            f"state {building.state}). Wait for the build or run `datastore-lite indexes build`."
+        )
+    return need.recommended()
+
+
 def _plan_branch(
     spec: QuerySpec,
     conds: dict[str, Cond],
     keys: Interval,
     orders: list[tuple[str, bool]],
     registry: IndexRegistry,
+    key_value: bytes | None = None,
 ) -> tuple[Branch | None, Index | None]:
     """Pick the index for one branch; (None, recommended index) when none serves."""
     kind = spec.kind
@@ -509,6 +565,16 @@ def _plan_branch(
     # (a) kind / key scan of the entities table (keys-only allowed)
     if not conds and not projection and not scan_orders:
         return Branch("entities", conds, keys), None
+    # a __key__ equality pins the branch to one entity (SDK: it drops every order): read it
+    # by key, check the other filters on its values, and compute its sort values from them
+    if key_value is not None and not projection:
+        branch = Branch("entities", conds, keys, body_checks=dict(conds))
+        for name, desc in orders:
+            if name in consts:
+                branch.merge.append(Component(const=consts[name]))
+            elif name != KEY:
+                branch.merge.append(Component(name=name, descending=desc))
+        return branch, None
     if kind is None:  # pragma: no cover - _validate rejects every other kindless shape
         raise _invalid("kind is required for non-__key__ filters")
 
@@ -567,7 +633,7 @@ def _plan_branch(
         return branch, None
     # (d) an exact composite index
     needed = recommended_index(kind, spec.ancestor is not None, conds, orders, projection)
-    chosen = _match_composite(registry, needed, conds, scan_orders, projection, spec)
+    chosen = _match_composite(registry, needed, conds, scan_orders, projection, spec, key_value)
     if chosen is None:
         return None, needed
     entry, n_eq = chosen
@@ -586,7 +652,8 @@ def _plan_branch(
         branch.lead = encode_path_value(spec.ancestor.path)
     parts = [branch.lead]
     for eq_prop in props[:n_eq]:
-        value = conds[eq_prop.name].eq[0]
+        value = key_value if eq_prop.name == KEY else conds[eq_prop.name].eq[0]
+        assert value is not None
         parts.append(invert(value) if eq_prop.descending else value)
     branch.prefix = b"".join(parts)
     # every condition not enforced by the prefix or the scanned range is checked per row
@@ -662,6 +729,7 @@ def _match_composite(
     scan_orders: list[tuple[str, bool]],
     projection: tuple[str, ...],
     spec: QuerySpec,
+    key_value: bytes | None = None,
 ) -> tuple[CompositeIndex, int] | None:
     """A serving index laid out as equalities + exactly the scan orders + projected extras.
 
@@ -680,7 +748,10 @@ def _match_composite(
             continue
         props = list(index.properties)
         n_eq = 0
-        while n_eq < len(props) and props[n_eq].name in eq_props - ordered:
+        while n_eq < len(props) and (
+            props[n_eq].name in eq_props - ordered
+            or (props[n_eq].name == KEY and key_value is not None)
+        ):
             n_eq += 1
         rest = props[n_eq:]
         if len(rest) < len(scan_orders):
@@ -690,6 +761,12 @@ def _match_composite(
         ):
             continue
         extras = rest[len(scan_orders) :]
+        if extras and extras[0].name == KEY and not extras[0].descending:
+            # key order right after the orders is the natural tie-break; anything after
+            # it cannot change the order (keys are unique)
+            extras = extras[1:]
+        elif extras and extras[-1].name == KEY and not extras[-1].descending:
+            extras = extras[:-1]  # a trailing __key__ ASC is the natural tie-break
         if any(p.name not in extras_allowed or p.name in ordered for p in extras):
             continue
         if not set(projection) <= {p.name for p in props}:

@@ -487,6 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, usage errors (status 2)
         return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
     handler: Callable[[argparse.Namespace], int] = args.handler
+    # a table on a terminal that cannot show some characters gets escapes, not a crash
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stdout.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     try:
         return handler(args)
     except KeyboardInterrupt:

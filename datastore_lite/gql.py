@@ -47,12 +47,19 @@ if TYPE_CHECKING:
     from .client import Client
 
 __all__ = [
+    "Aggregation",
+    "ArrayLiteral",
+    "Binding",
+    "Compound",
+    "Condition",
     "CountUpToAggregation",
     "GqlAggregate",
     "GqlAggregationQuery",
     "GqlQuery",
     "GqlSelect",
     "GqlSyntaxError",
+    "KeyLiteral",
+    "Literal",
     "build",
     "parse",
 ]
@@ -476,7 +483,7 @@ class _Parser:
             self.advance()
             if self.is_kw("ON"):
                 self.advance()
-                self.punct("(", "( after DISTINCT ON")
+                self.punct("(", '"(" after DISTINCT ON')
                 distinct_on = self.name_list("a property name in DISTINCT ON (...)")
                 self.punct(")", '"," or ")" after a DISTINCT ON property')
                 if self.is_punct("*"):
@@ -505,7 +512,7 @@ class _Parser:
         names = [self.name(expected)]
         while self.is_punct(","):
             self.advance()
-            names.append(self.name("a property name after ,"))
+            names.append(self.name('a property name after ","'))
         return tuple(names)
 
     def select_clauses(self, select: GqlSelect, follow: list[str]) -> tuple[GqlSelect, list[str]]:
@@ -556,7 +563,9 @@ class _Parser:
     def order_list(self) -> tuple[tuple[tuple[str, bool], ...], list[str]]:
         items: list[tuple[str, bool]] = []
         while True:
-            expected = "a property name after ORDER BY" if not items else "a property name after ,"
+            expected = (
+                "a property name after ORDER BY" if not items else 'a property name after ","'
+            )
             prop = self.name(expected)
             descending = False
             follow = [",", "ASC", "DESC"]
@@ -573,8 +582,8 @@ class _Parser:
             self.advance()
             self.advance()
             first = self.position("an integer or a @binding in FIRST(...)")
-            self.punct(",", '"," after the first operand of FIRST(')
-            second = self.position("an integer or a @binding after FIRST(x,")
+            self.punct(",", '"," in FIRST(a, b)')
+            second = self.position("an integer or a @binding in FIRST(...)")
             self.punct(")", '")" to close FIRST(...)')
             return (first, second)
         return (self.position("an integer, a @binding or FIRST(...) after LIMIT"),)
@@ -694,7 +703,7 @@ class _Parser:
         if self.starts_value():
             value = self.value()
             return self.backward_condition(value, start)
-        raise self.fail("a property name, a value or ( at the start of a condition")
+        raise self.fail('a property name, a value or "(" at the start of a condition')
 
     def forward_condition(self, prop: str, start: _Token) -> Condition:
         """``prop IS NULL`` / ``prop <op> value``."""

@@ -13,8 +13,8 @@ and group versions. It knows nothing of ``Entity`` or ``Key`` (DESIGN.md §2).
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -517,7 +517,9 @@ class Txn:
             rows = [{**stmt.defaults, **r} for r in rows]
         self.cur.executemany(stmt.sql, rows)
 
-    def runrows(self, stmt: _Compiled, fields: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> None:
+    def runrows(
+        self, stmt: _Compiled, fields: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+    ) -> None:
         """``executemany`` with positional rows (``fields`` names their columns).
 
         Bulk writes send tuples, not dicts: the statement is rewritten once to the
