@@ -76,10 +76,15 @@ class Aborted(Exception):
     """The optimistic version check failed: another transaction wrote the group."""
 
 
+def key_and_group(path: tuple[Any, ...]) -> tuple[bytes, bytes]:
+    """A key's encoding and its entity group's (the root's): a prefix of it, encoded once."""
+    group = encode_path(path[:2])
+    return (group + encode_path(path[2:]) if len(path) > 2 else group), group
+
+
 def photo_rows(rec: PhotoRecord) -> tuple[EntityRow, list[IndexRow]]:
     """The entity row and the ~10 index rows of one photo, as datastore_lite writes them."""
-    group = encode_path(("User", rec.user))
-    key = encode_path(("User", rec.user, "Photo", rec.id))
+    key, group = key_and_group(("User", rec.user, "Photo", rec.id))
     body = encode_body(rec.properties(), EXCLUDED)
     date = encode_value(rec.date)
     dinv = invert(date)
@@ -175,7 +180,11 @@ class RawStore:
             "DELETE FROM dl_index_entries WHERE index_id = ? AND partition = ? "
             'AND value = ? AND "key" = ?'
         )
-        self.sql_get = self.q(
+        # a strong read outside a transaction: with every write applied at commit
+        # ("strong", as these runs use) no group can lag, so the primary key is enough
+        self.sql_get = self.q('SELECT body FROM dl_entities WHERE partition = ? AND "key" = ?')
+        # a transaction's read: the group's version too (optimistic concurrency)
+        self.sql_get_versioned = self.q(
             "SELECT g.version, g.applied, e.body FROM dl_groups g LEFT JOIN dl_entities e "
             'ON e.partition = g.partition AND e.group_key = g.group_key AND e."key" = ? '
             "WHERE g.partition = ? AND g.group_key = ?"
@@ -244,28 +253,6 @@ class RawStore:
                 "ON CONFLICT (partition, group_key) DO UPDATE SET "
                 "version = dl_groups.version + 1, applied = dl_groups.version + 1 "
                 "RETURNING group_key, version"
-            )
-        return sql
-
-    def _old_sql(self, n: int) -> str:
-        sql = self._sql_cache.get(("old", n, 0))
-        if sql is None:
-            marks = ", ".join(["?"] * n)
-            sql = self._sql_cache[("old", n, 0)] = self.q(
-                f'SELECT "key", body FROM dl_entities WHERE partition = ? AND "key" IN ({marks})'
-            )
-        return sql
-
-    def _multi_get_sql(self, groups: int, keys: int) -> str:
-        sql = self._sql_cache.get(("get", groups, keys))
-        if sql is None:
-            kmarks = ", ".join(["?"] * keys)
-            gmarks = ", ".join(["?"] * groups)
-            sql = self._sql_cache[("get", groups, keys)] = self.q(
-                'SELECT g.group_key, g.version, g.applied, e."key", e.body FROM dl_groups g '
-                "LEFT JOIN dl_entities e ON e.partition = g.partition "
-                f'AND e.group_key = g.group_key AND e."key" IN ({kmarks}) '
-                f"WHERE g.partition = ? AND g.group_key IN ({gmarks})"
             )
         return sql
 
@@ -374,24 +361,22 @@ class RawStore:
     # -- reads -------------------------------------------------------------------------------
 
     def get(self, path: tuple[Any, ...]) -> dict[str, Any] | None:
-        key = encode_path(path)
-        group = key if len(path) == 2 else encode_path(path[:2])
+        """W3: one primary-key lookup (strong, outside a transaction: see sql_get)."""
         with self._guard():
-            row = self.execute(self.sql_get, (key, self.pid, group)).fetchone()
-        if row is None or row[2] is None:
-            return None
-        return decode_body(bytes(row[2]))[0]
+            row = self.execute(self.sql_get, (self.pid, encode_path(path))).fetchone()
+        return None if row is None else decode_body(bytes(row[0]))[0]
 
     def get_multi(self, paths: Sequence[tuple[Any, ...]]) -> int:
+        """W3: one ``key IN (...)`` lookup; results in request order, as the API returns."""
         keys = [encode_path(p) for p in paths]
-        groups = sorted({k if len(p) == 2 else encode_path(p[:2]) for k, p in zip(keys, paths)})
-        sql = self._multi_get_sql(len(groups), len(keys))
         with self._guard():
-            rows = self.execute(sql, [*keys, self.pid, *groups]).fetchall()
+            rows = self.execute(self._old_sql(len(keys)), [self.pid, *keys]).fetchall()
+        bodies = {bytes(k): bytes(b) for k, b in rows}
         found = 0
-        for _group, _version, _applied, key, body in rows:
-            if key is not None:
-                decode_body(bytes(body))
+        for key in keys:
+            body = bodies.get(key)
+            if body is not None:
+                decode_body(body)
                 found += 1
         return found
 
@@ -437,6 +422,15 @@ class RawStore:
         props = self.get(counter)
         return int(props["n"]) if props else 0
 
+    def _old_sql(self, n: int) -> str:
+        sql = self._sql_cache.get(("old", n, 0))
+        if sql is None:
+            marks = ", ".join(["?"] * n)
+            sql = self._sql_cache[("old", n, 0)] = self.q(
+                f'SELECT "key", body FROM dl_entities WHERE partition = ? AND "key" IN ({marks})'
+            )
+        return sql
+
     # -- transactions ------------------------------------------------------------------------
 
     def increment(self, counter: tuple[Any, ...]) -> None:
@@ -445,7 +439,7 @@ class RawStore:
         key = encode_path(counter)
         pid = self.pid
         with self._guard():
-            row = self.execute(self.sql_get, (key, pid, key)).fetchone()
+            row = self.execute(self.sql_get_versioned, (key, pid, key)).fetchone()
         seen = row[0] if row is not None else 0
         n = 0
         if row is not None and row[2] is not None:

@@ -16,6 +16,7 @@ from .key import Key
 from .version import __version__
 
 __all__ = [
+    "__version__",
     "Batch",
     "Client",
     "Entity",
@@ -25,7 +26,6 @@ __all__ = [
     "Key",
     "Strong",
     "Transaction",
-    "__version__",
 ]
 
 from .transaction import Transaction  # noqa: E402  (after Batch, which it subclasses)

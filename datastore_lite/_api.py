@@ -22,7 +22,7 @@ from ._consistency import ConsistencyController, Policy
 from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
-from ._ordering import encode_key_group, encode_path
+from ._ordering import decode_path, encode_key_group, encode_path
 from ._planner import Plan, need_index_error, plan_query
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
@@ -82,6 +82,7 @@ class LocalDatastoreAPI:
         self.throttle = Throttle(write_limit, sleep) if write_limit is not None else None
         self._txns: dict[bytes, TxnState] = {}
         self._plans: dict[Any, Plan] = {}
+        self._registry_checked = time.monotonic()
         self.index_yaml: str | None = None
         self._txn_lock = threading.Lock()
 
@@ -95,8 +96,16 @@ class LocalDatastoreAPI:
     def begin_transaction(self, read_only: bool = False) -> bytes:
         """Start a transaction; returns its opaque id."""
         txn_id = secrets.token_bytes(12)
+        now = self.clock()
         with self._txn_lock:
-            self._txns[txn_id] = TxnState(txn_id, read_only, self.clock())
+            if len(self._txns) > 32:
+                # transactions begun and abandoned (never committed or rolled back) expire
+                # with the profile's time limit; forget them so a long-running process
+                # does not grow
+                limit = self.profile.transaction_time_limit or 86400.0
+                for stale in [t for t, s in self._txns.items() if now - s.started > limit]:
+                    del self._txns[stale]
+            self._txns[txn_id] = TxnState(txn_id, read_only, now)
         return txn_id
 
     def _txn(self, txn_id: bytes) -> TxnState:
@@ -168,6 +177,7 @@ class LocalDatastoreAPI:
             by_pid.setdefault(pid, []).append((position, ref, key, group))
         if state is not None:
             self._note_groups(state, [(pid, g) for pid, items in by_pid.items() for *_, g in items])
+            return self._lookup_in_transaction(state, by_pid, result)
         found: dict[int, tuple[KeyRef, bytes, int]] = {}
         for pid, items in by_pid.items():
             rows = self.consistency.read_groups(
@@ -189,6 +199,60 @@ class LocalDatastoreAPI:
                     found[position] = (ref, hit[1], hit[0])
         result.found = [found[i] for i in sorted(found)]
         return result
+
+    def _lookup_in_transaction(
+        self,
+        state: TxnState,
+        by_pid: dict[int, list[tuple[int, KeyRef, bytes, bytes]]],
+        result: LookupResult,
+    ) -> LookupResult:
+        """Transactional lookup: one consistent snapshot with the transaction's earlier reads.
+
+        SEMANTICS.md §6.1: all reads of a transaction reflect one snapshot. Pending writes are
+        rolled forward first (a transactional read is strong); then, in one database
+        snapshot, groups read before must be unchanged (else Aborted, as the SDK fails such
+        reads early) and the new reads are taken.
+        """
+        for pid, items in by_pid.items():
+            self.consistency.catch_up(pid, sorted({g for *_, g in items}))
+        found: dict[int, tuple[KeyRef, bytes, int]] = {}
+        with self.backend.snapshot() as r:
+            self._check_prior_reads(
+                r, state, {(pid, g) for pid, its in by_pid.items() for *_, g in its}
+            )
+            for pid, items in by_pid.items():
+                rows = r.lookup(
+                    pid, sorted({g for *_, g in items}), sorted({k for _, _, k, _ in items})
+                )
+                versions: dict[bytes, int] = {}
+                bodies: dict[bytes, tuple[int, bytes]] = {}
+                for group_key, version, applied, key, entity_version, body in rows:
+                    if applied < version:  # written again since the catch-up: contention
+                        raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
+                    versions[bytes(group_key)] = version
+                    if key is not None:
+                        bodies[bytes(key)] = (entity_version, bytes(body))
+                for position, ref, key, group in items:
+                    self._snapshot(state, pid, group, versions.get(group, 0))
+                    hit = bodies.get(key)
+                    if hit is None:
+                        result.missing.append(ref)
+                    else:
+                        found[position] = (ref, hit[1], hit[0])
+        result.found = [found[i] for i in sorted(found)]
+        return result
+
+    def _check_prior_reads(self, r: Any, state: TxnState, now: set[tuple[int, bytes]]) -> None:
+        """Groups the transaction read before must not have moved (SEMANTICS.md §6.1)."""
+        prior: dict[int, list[bytes]] = {}
+        for (pid, group), _version in state.groups.items():
+            if (pid, group) not in now:
+                prior.setdefault(pid, []).append(group)
+        for pid, groups in prior.items():
+            current = r.group_states(pid, groups)
+            for group in groups:
+                if current.get(group, (0, 0))[0] != state.groups[(pid, group)]:
+                    raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
 
     def get_body(
         self, project: str, database: str, namespace: str, path: tuple[Any, ...], eventual: bool
@@ -284,6 +348,11 @@ class LocalDatastoreAPI:
 
     def _plan(self, spec: QuerySpec, pid: int, in_transaction: bool) -> Plan:
         """Plan a query (cached per shape); apply index.yaml's AUTOGENERATED mode."""
+        now = time.monotonic()
+        if now - self._registry_checked > 1.0:
+            # at most once a second, notice indexes other processes built or vacuumed
+            self._registry_checked = now
+            self._refresh_registry()
         cache_key: Any = None
         try:
             cache_key = (spec, pid, self.registry.generation, in_transaction)
@@ -294,7 +363,16 @@ class LocalDatastoreAPI:
             cached = self._plans.get(cache_key)
             if cached is not None:
                 return cached
-        plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
+        try:
+            plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
+        except exceptions.FailedPrecondition:
+            # the index may have finished building in another process
+            if not self._refresh_registry():
+                raise
+            plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
+        if plan.recommended is not None and self._refresh_registry():
+            # another process (e.g. `datastore-lite indexes build`) may have added it
+            plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
         if plan.recommended is not None:
             if self.index_yaml is not None and autogenerate_index(self, plan.recommended):
                 plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
@@ -306,11 +384,20 @@ class LocalDatastoreAPI:
             self._plans[cache_key] = plan
         return plan
 
+    def _refresh_registry(self) -> bool:
+        """Reload the index registry if another process changed it; True if it did."""
+        with self.backend.read() as r:
+            generation = r.index_generation()
+        if generation == self.registry.generation:
+            return False
+        self.registry.reload(generation)
+        return True
+
     def _prepare_read(
         self, spec: QuerySpec, transaction: bytes | None, eventual: bool
     ) -> tuple[Plan, int]:
         state = self._txn(transaction) if transaction is not None else None
-        _limits.check_partition(spec.project, spec.database, spec.namespace)
+        _limits.check_partition(spec.project, spec.database, spec.namespace, write=False)
         pid = self.backend.partition_id(
             spec.project, spec.database, spec.namespace, create=state is not None
         )
@@ -330,7 +417,6 @@ class LocalDatastoreAPI:
                     self.consistency.roll_forward(pid, [group])
                 if state is not None:
                     self._note_groups(state, [(pid, group)])
-                    self._snapshot(state, pid, group, version)
         else:
             self.consistency.groom()
         return plan, pid
@@ -362,9 +448,58 @@ class LocalDatastoreAPI:
 
         if _metadata.is_metadata_kind(spec.kind):
             return _metadata.run(self, plan, limit, offset, start_cursor, end_cursor)
-        return execute(
-            self, plan, limit=limit, offset=offset, start_cursor=start_cursor, end_cursor=end_cursor
-        )
+        if transaction is None:
+            return execute(
+                self,
+                plan,
+                limit=limit,
+                offset=offset,
+                start_cursor=start_cursor,
+                end_cursor=end_cursor,
+            )
+        state = self._txn(transaction)
+        with self.backend.snapshot() as r:
+            groups = self._snapshot_query_groups(r, state, spec, pid)
+            batch = execute(
+                self,
+                plan,
+                limit=limit,
+                offset=offset,
+                start_cursor=start_cursor,
+                end_cursor=end_cursor,
+            )
+            if spec.ancestor is None:
+                # a global query in a transaction (firestore profile): every group it
+                # returns joins the transaction's snapshot, so writing one back conflicts
+                # with a concurrent write (no lost update)
+                result_groups = sorted(
+                    {
+                        encode_key_group(
+                            decode_path(item.key) if type(item.key) is bytes else item.key.path
+                        )[1]  # type: ignore[union-attr]
+                        for item in batch.results
+                    }
+                    - groups
+                )
+                if result_groups:
+                    self._note_groups(state, [(pid, g) for g in result_groups])
+                    versions = r.group_states(pid, result_groups)
+                    for group in result_groups:
+                        self._snapshot(state, pid, group, versions.get(group, (0, 0))[0])
+        return batch
+
+    def _snapshot_query_groups(
+        self, r: Any, state: TxnState, spec: QuerySpec, pid: int
+    ) -> set[bytes]:
+        """In a transaction's snapshot: check earlier reads, record the ancestor's group."""
+        now: set[tuple[int, bytes]] = set()
+        if spec.ancestor is not None:
+            now.add((pid, encode_path(spec.ancestor.path[:2])))
+        self._check_prior_reads(r, state, now)
+        for _pid, group in now:
+            version = r.group_states(pid, [group]).get(group, (0, 0))[0]
+            self._snapshot(state, pid, group, version)
+        return {g for _p, g in now}
 
     def run_aggregation_query(
         self,
@@ -385,7 +520,12 @@ class LocalDatastoreAPI:
                 "An aggregation query may have at most 5 aggregations."
             )
         plan, pid = self._prepare_read(spec, transaction, eventual)
-        return aggregate(self, plan, pid, aggregations, limit)
+        if transaction is None or pid < 0:
+            return aggregate(self, plan, pid, aggregations, limit)
+        state = self._txn(transaction)
+        with self.backend.snapshot() as r:
+            self._snapshot_query_groups(r, state, spec, pid)
+            return aggregate(self, plan, pid, aggregations, limit)
 
     # -- ids ---------------------------------------------------------------------------------
 

@@ -254,6 +254,14 @@ class ConsistencyController:
             return GroupRead(versions, bodies)
         return GroupRead(versions, bodies)  # pragma: no cover - repeated concurrent writers
 
+    def catch_up(self, pid: int, groups: Sequence[bytes]) -> None:
+        """Roll forward any of ``groups`` with pending writes (before a transactional read)."""
+        with self.api.backend.read() as r:
+            states = r.group_states(pid, groups)
+        lagging = [g for g, (version, applied) in states.items() if applied < version]
+        if lagging:
+            self.roll_forward(pid, lagging)
+
     def read_one(
         self, pid: int, group: bytes, key: bytes, strong: bool
     ) -> tuple[int, bytes] | None:

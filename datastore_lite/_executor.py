@@ -566,7 +566,8 @@ def execute(
     partition = (plan.spec.project, plan.spec.database, plan.spec.namespace)
     more = ResultBatch.NO_MORE_RESULTS
     for row, projection in rows:
-        if stop is not None and row.position() >= stop:
+        # an end cursor is the position of the last result it follows: that one is included
+        if stop is not None and row.position() > stop:
             more = ResultBatch.MORE_RESULTS_AFTER_CURSOR
             break
         if len(results) >= size:

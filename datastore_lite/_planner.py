@@ -255,8 +255,8 @@ def _validate(spec: QuerySpec, profile: Profile, in_transaction: bool) -> list[F
     proj = spec.projection
     if len(set(proj)) != len(proj):
         raise _invalid("cannot project a property multiple times")
-    if KEY in proj and len(proj) > 1:
-        raise _invalid("projection and keys_only cannot both be set")
+    if KEY in spec.distinct_on:
+        raise _invalid("group by is not supported for the property: __key__")
     for name in proj:
         if name != KEY and is_reserved(name):
             raise _invalid(f"projections are not supported for the property: {name}")

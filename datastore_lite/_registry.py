@@ -33,7 +33,9 @@ class CompositeIndex:
 
 
 def builtin_definition(kind: str, prop: str) -> str:
-    return f"builtin|{kind}|{prop}"
+    import json
+
+    return json.dumps(["builtin", kind, prop])
 
 
 class IndexRegistry:

@@ -63,8 +63,11 @@ class Index:
     @property
     def definition(self) -> str:
         """A stable text form of the identity, unique per index."""
-        props = ",".join(f"{p.name} {p.direction}" for p in self.properties)
-        return f"{self.kind}|{'ancestor' if self.ancestor else 'none'}|{props}"
+        # JSON, so NUL and separators inside names cannot collide or break a text column
+        import json
+
+        props = [[p.name, p.direction] for p in self.properties]
+        return json.dumps(["composite", self.kind, self.ancestor, props])
 
     def to_yaml(self) -> str:
         """The entry in ``index.yaml`` syntax, as the missing-index error prints it (§3.5)."""

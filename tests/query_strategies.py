@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from datastore_lite import Entity, GeoPoint, Key
@@ -46,6 +47,7 @@ __all__ = [
     "examples",
     "filter_values",
     "query_specs",
+    "disjunctions",
 ]
 
 PROPS = ("x", "y", "z")
@@ -215,6 +217,27 @@ def _modern(filters: tuple[ref.Filter, ...]) -> bool:
     return False
 
 
+def disjunctions(filters: list[ref.Filter] | tuple[ref.Filter, ...]) -> int:
+    """Sub-queries in disjunctive normal form, counting ``IN`` as one per value and, to be
+    safe, ``!=`` as two ranges and ``NOT_IN`` with n values as n + 1 ranges."""
+    total = 1
+    for item in filters:
+        total *= _disjunctions_one(item)
+    return total
+
+
+def _disjunctions_one(item: ref.Filter) -> int:
+    if isinstance(item, ref.Cond):
+        if item.op == "IN":
+            return len(item.value)
+        if item.op == "NOT_IN":
+            return len(item.value) + 1
+        return 2 if item.op == "!=" else 1
+    if isinstance(item, ref.And):
+        return disjunctions(item.children)
+    return sum(_disjunctions_one(child) for child in item.children)
+
+
 def _materialise_filter(item: ref.Filter, client: Any) -> ref.Filter:
     if isinstance(item, ref.Cond):
         return ref.Cond(item.prop, item.op, _materialise(item.value, client))
@@ -295,7 +318,11 @@ def entity_sets(draw: st.DrawFn, max_size: int = 12) -> list[EntitySpec]:
         for name in PROPS:
             if draw(st.integers(0, 3)) > 0:  # a quarter of entities lack each property
                 props[name] = draw(_property_values())
-        exclude = tuple(name for name in props if draw(st.integers(0, 9)) == 0)
+        # An empty list cannot carry exclude_from_indexes through the official client's
+        # protobuf (it marks the elements), so it is never excluded here.
+        exclude = tuple(
+            name for name in props if props[name] != [] and draw(st.integers(0, 9)) == 0
+        )
         specs.append(EntitySpec(path, props, exclude))
     return specs
 
@@ -393,6 +420,8 @@ def query_specs(draw: st.DrawFn, profile: str | None = None, modern: bool = True
     if KEY not in ineq and draw(st.integers(0, 5)) == 0:
         filters_list.append(_cond(draw, KEY, "="))
     filters_list = draw(st.permutations(filters_list))
+    # "subject to disjunction limits" (§4.2): at most 30 sub-queries in normal form
+    assume(disjunctions(filters_list) <= 30)
 
     # Orders: under legacy an explicit order starts with the inequality property (§4.3).
     order_pool = [*PROPS, KEY]

@@ -127,10 +127,8 @@ def _not_reserved(name: str) -> bool:
     return not (len(name) >= 4 and name.startswith("__") and name.endswith("__"))
 
 
-# Kinds and property names without NUL: PostgreSQL cannot store NUL in them yet (see the
-# strict xfail in tests/behaviour/test_crud.py); key names, values and pure encoding tests
-# still use NUL.
-_name_chars = st.characters(codec="utf-8", exclude_characters="\x00")
+# Kinds and property names: any UTF-8 text, NUL included (stored as bytes / JSON).
+_name_chars = st.characters(codec="utf-8")
 
 #: valid kinds: non-empty, not reserved, well under 1500 bytes
 kinds: st.SearchStrategy[str] = st.one_of(

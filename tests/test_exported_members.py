@@ -28,11 +28,6 @@ def _public_names() -> list[str]:
     return names
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: datastore_lite.__all__ is sorted case-sensitively ('__version__' last); "
-    "STYLE.md §8 rule 1 / httpx sort it with key=str.casefold ('__version__' first)",
-)
 def test_all_is_sorted_case_insensitively() -> None:
     assert datastore_lite.__all__ == sorted(datastore_lite.__all__, key=str.casefold)
 

@@ -23,6 +23,13 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def _masked(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    import re
+
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 def open_backend(url: str) -> SQLBackend:
     """Open (creating tables on first use) the store at ``url``.
 
@@ -34,9 +41,15 @@ def open_backend(url: str) -> SQLBackend:
     target = _BACKENDS.get(scheme)
     if target is None:
         raise ValueError(
-            f"unsupported database URL {url!r}: use sqlite:///path.db, sqlite:// (memory) "
-            "or postgresql://user@host/dbname"
+            f"unsupported database URL {_masked(url)!r}: use sqlite:///path.db, sqlite:// "
+            "(memory) or postgresql://user@host/dbname"
         )
     module_name, class_name = target.split(":")
     cls: type[SQLBackend] = getattr(importlib.import_module(module_name), class_name)
-    return cls(url)
+    try:
+        return cls(url)
+    except Exception as exc:
+        if type(exc).__module__.startswith("sqlalchemy"):
+            # e.g. a malformed URL: never let SQLAlchemy's own exception escape
+            raise ValueError(f"invalid database URL {_masked(url)!r}: {exc}") from None
+        raise

@@ -51,8 +51,13 @@ def translate(exc: BaseException) -> exceptions.DatastoreLiteError:
         return exceptions.InternalServerError(f"PostgreSQL error {sqlstate}: {exc}")
     name = type(exc).__module__
     if name.startswith("psycopg"):
-        # OperationalError without a SQLSTATE: the connection is gone.
-        return exceptions.ServiceUnavailable(f"PostgreSQL unavailable: {exc}")
+        kind = type(exc).__name__
+        if kind == "DataError":  # refused client-side, e.g. a NUL byte in a text value
+            return exceptions.InvalidArgument(f"PostgreSQL cannot store this value: {exc}")
+        if kind in ("OperationalError", "InterfaceError"):
+            # no SQLSTATE: the connection is gone
+            return exceptions.ServiceUnavailable(f"PostgreSQL unavailable: {exc}")
+        return exceptions.InternalServerError(f"PostgreSQL error: {exc}")
     if name.startswith("sqlalchemy"):
         return exceptions.InternalServerError(f"database error: {exc}")
     return exceptions.InternalServerError(f"database error: {type(exc).__name__}: {exc}")

@@ -39,7 +39,8 @@ entities = sa.Table(
     metadata,
     sa.Column("partition", sa.Integer, primary_key=True),
     sa.Column("key", sa.LargeBinary, primary_key=True),
-    sa.Column("kind", sa.Text, nullable=False),
+    # UTF-8 bytes rather than text: kinds may contain NUL, which PostgreSQL text refuses
+    sa.Column("kind", sa.LargeBinary, nullable=False),
     sa.Column("group_key", sa.LargeBinary, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("body", sa.LargeBinary, nullable=False),
@@ -69,8 +70,8 @@ indexes = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     # unique text form of the definition: kind, ancestor and ordered (name, direction)s
-    sa.Column("definition", sa.Text, nullable=False, unique=True),
-    sa.Column("kind", sa.Text, nullable=False),
+    sa.Column("definition", sa.Text, nullable=False, unique=True),  # JSON: NUL escaped
+    sa.Column("kind", sa.LargeBinary, nullable=False),
     sa.Column("ancestor", sa.Boolean, nullable=False),
     sa.Column("properties", sa.Text, nullable=False),  # JSON [[name, "asc"|"desc"], ...]
     sa.Column("builtin", sa.Boolean, nullable=False),

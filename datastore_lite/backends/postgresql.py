@@ -20,6 +20,7 @@ class PostgreSQLBackend(SQLBackend):
 
     name: ClassVar[str] = "postgresql"
     write_begin: ClassVar[str] = "BEGIN"
+    snapshot_begin: ClassVar[str] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
     locks_rows: ClassVar[bool] = True
     # CREATE TABLE IF NOT EXISTS races between processes; serialise first use.
     ddl_lock_sql: ClassVar[str | None] = f"SELECT pg_advisory_xact_lock({_DDL_LOCK})"

@@ -57,6 +57,8 @@ class SQLBackend:
     locks_rows: ClassVar[bool] = False
     #: one connection shared by every thread (SQLite in memory)
     shared_connection: ClassVar[bool] = False
+    #: statement opening a consistent read-only snapshot
+    snapshot_begin: ClassVar[str] = "BEGIN"
     #: statement serialising schema creation between processes, or None
     ddl_lock_sql: ClassVar[str | None] = None
     #: SQLAlchemy's dialect-specific ``insert`` (for ON CONFLICT clauses)
@@ -177,6 +179,14 @@ class SQLBackend:
     def write(self) -> _Scope:
         """One database transaction: committed on success, rolled back on any error."""
         return _Scope(self, write=True)
+
+    def snapshot(self) -> _Scope:
+        """A read-only database transaction: every statement inside sees one snapshot.
+
+        Datastore transactions read through it, so the group versions they check and the
+        data they return come from the same moment.
+        """
+        return _Scope(self, write=True, begin=self.snapshot_begin, finish="COMMIT")
 
     # -- statement compilation ---------------------------------------------------------------
 
@@ -331,7 +341,18 @@ class SQLBackend:
         )
         with self.read() as txn:
             rows = txn.fetchall(stmt, {})
-        return [(r[0], r[1], r[2], bool(r[3]), json.loads(r[4]), bool(r[5]), r[6]) for r in rows]
+        return [
+            (
+                r[0],
+                r[1],
+                bytes(r[2]).decode("utf-8"),
+                bool(r[3]),
+                json.loads(r[4]),
+                bool(r[5]),
+                r[6],
+            )
+            for r in rows
+        ]
 
     def register_indexes(
         self, definitions: Iterable[tuple[str, str, bool, list[list[str]], bool, str]]
@@ -360,7 +381,7 @@ class SQLBackend:
         rows = [
             {
                 "definition": d,
-                "kind": kind,
+                "kind": kind.encode("utf-8"),
                 "ancestor": ancestor,
                 "properties": json.dumps(props),
                 "builtin": builtin,
@@ -439,12 +460,15 @@ class SQLBackend:
 class _Scope:
     """A read or write scope: a plain class, not a generator, because it is on every call."""
 
-    __slots__ = ("backend", "write", "txn", "locked")
+    __slots__ = ("backend", "write", "txn", "locked", "begin")
 
-    def __init__(self, backend: SQLBackend, write: bool) -> None:
+    def __init__(
+        self, backend: SQLBackend, write: bool, begin: str | None = None, finish: str = "COMMIT"
+    ) -> None:
         self.backend = backend
         self.write = write
         self.locked = False
+        self.begin = begin
 
     def __enter__(self) -> Txn:
         backend = self.backend
@@ -454,7 +478,7 @@ class _Scope:
                 self.locked = True
             txn = self.txn = backend._txn()
             if self.write:
-                txn.cur.execute(backend.write_begin)
+                txn.cur.execute(self.begin or backend.write_begin)
             return txn
         except BaseException as exc:
             self._release()
@@ -758,7 +782,7 @@ class Txn:
         self.runrows(
             stmt,
             ("pid", "key", "kind", "gk", "v", "body", "multi"),
-            [(pid, k, kind, gk, v, body, m) for k, kind, gk, v, body, m in rows],
+            [(pid, k, kind.encode("utf-8"), gk, v, body, m) for k, kind, gk, v, body, m in rows],
         )
 
     def delete_entities(self, pid: int, keys: Sequence[bytes]) -> None:
@@ -924,7 +948,7 @@ class Txn:
 
         resume = after is not None
         stmt = self.b.compiled(f"kind_scan_{resume}", build(resume))
-        params: dict[str, Any] = {"pid": pid, "kind": kind, "lim": limit}
+        params: dict[str, Any] = {"pid": pid, "kind": kind.encode("utf-8"), "lim": limit}
         if resume:
             params["after"] = after
         return [(bytes(k), bytes(b)) for k, b in self.fetchall(stmt, params)]
@@ -954,7 +978,10 @@ class Txn:
         params: dict[str, Any] = {"pid": pid, "lim": limit}
         if resume:
             params["after"] = after
-        return [(bytes(k), kind, bytes(b)) for k, kind, b in self.fetchall(stmt, params)]
+        return [
+            (bytes(k), bytes(kind).decode("utf-8"), bytes(b))
+            for k, kind, b in self.fetchall(stmt, params)
+        ]
 
     def value_ranks(self, pid: int, index_id: int, ranks: Sequence[int]) -> list[int]:
         """Which leading rank bytes (value classes) occur in one index: one probe each."""
@@ -1002,7 +1029,7 @@ class Txn:
                 .order_by(e.c.kind)
             ),
         )
-        return [r[0] for r in self.fetchall(stmt, {"pid": pid})]
+        return [bytes(r[0]).decode("utf-8") for r in self.fetchall(stmt, {"pid": pid})]
 
     def count_entities(self, pid: int, kind: str) -> int:
         e = S.entities
@@ -1014,7 +1041,7 @@ class Txn:
                 .where(e.c.partition == sa.bindparam("pid"), e.c.kind == sa.bindparam("kind"))
             ),
         )
-        row = self.fetchone(stmt, {"pid": pid, "kind": kind})
+        row = self.fetchone(stmt, {"pid": pid, "kind": kind.encode("utf-8")})
         return int(row[0]) if row else 0
 
     # -- query scans -------------------------------------------------------------------------
@@ -1069,7 +1096,7 @@ class Txn:
         if up_to is not None:
             params["upto"] = up_to
         if spec.kind is not None:
-            params["kind"] = spec.kind
+            params["kind"] = spec.kind.encode("utf-8")
         if spec.index_id is not None:
             params["iid"] = spec.index_id
         for name in ("value_eq", "value_lo", "value_hi", "key_lo", "key_hi"):
@@ -1155,7 +1182,7 @@ class ScanSpec:
         # bound values that do not change between the chunks of one scan
         params: dict[str, Any] = {"pid": pid}
         if kind is not None:
-            params["kind"] = kind
+            params["kind"] = kind.encode("utf-8")
         if index_id is not None:
             params["iid"] = index_id
         for name, value in (

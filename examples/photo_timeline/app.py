@@ -178,9 +178,7 @@ def user_json(user: str) -> Response:
 def user_page(user: str) -> str:
     limit, cursor = _paging()
     photos, next_cursor = fetch_page(user_stream(user), limit, cursor)
-    return render_template(
-        "user.html", user=user, photos=photos, cursor=next_cursor, limit=limit, paged=cursor
-    )
+    return render_template("user.html", user=user, photos=photos, cursor=next_cursor, limit=limit)
 
 
 @timeline.get("/latest/json/")

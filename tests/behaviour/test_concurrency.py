@@ -43,13 +43,10 @@ def _client(url: str, **kwargs: Any) -> Client:
     )
 
 
-def _create_counters(client: Client, n: int) -> list[Key]:
-    """Store the counters at 0 first (this also creates the partition: a transactional
-    read in a partition that does not exist yet is not conflict-checked, see the xfailed
-    test_read_in_a_new_namespace_conflicts_with_an_outside_insert)."""
-    keys = [client.key("Counter", f"c{i}") for i in range(n)]
-    client.put_multi([Entity(key) for key in keys])
-    return keys
+def _counter_keys(client: Client, n: int) -> list[Key]:
+    """The keys of ``n`` counters, none of them stored: the first increment of each creates
+    it, in a store where nothing was written yet (a first write must conflict too)."""
+    return [client.key("Counter", f"c{i}") for i in range(n)]
 
 
 def _counts(client: Client, keys: list[Key]) -> dict[str, int]:
@@ -78,7 +75,7 @@ def result_of(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, An
 @pytest.mark.parametrize("counters", [1, 100], ids=["one-counter", "100-groups"])
 def test_threads_increment_exactly(make_client: Callable[..., Client], counters: int) -> None:
     client = make_client()  # one client shared by every thread, as in a threaded web app
-    keys = _create_counters(client, counters)
+    keys = _counter_keys(client, counters)
     errors: list[str] = []
     calls = [0]
     lock = threading.Lock()
@@ -87,8 +84,7 @@ def test_threads_increment_exactly(make_client: Callable[..., Client], counters:
     def bump(key: Key) -> None:
         with lock:
             calls[0] += 1
-        entity = client.get(key)
-        assert entity is not None
+        entity = client.get(key) or Entity(key)
         entity["n"] = entity.get("n", 0) + 1
         client.put(entity)
 
@@ -121,7 +117,7 @@ def test_threads_increment_exactly(make_client: Callable[..., Client], counters:
 @pytest.mark.parametrize("counters", [1, 100], ids=["one-counter", "100-groups"])
 def test_processes_increment_exactly(shared_url: str, tmp_path: Path, counters: int) -> None:
     client = _client(shared_url)
-    keys = _create_counters(client, counters)
+    keys = _counter_keys(client, counters)
     go = tmp_path / "go"
     procs = [
         spawn(
@@ -320,7 +316,7 @@ def test_sigkill_at_a_random_moment_is_all_or_nothing(shared_url: str) -> None:
     client.close()
 
 
-# -- regressions and known bugs ----------------------------------------------------------------
+# -- regressions -------------------------------------------------------------------------------
 
 
 def test_sqlite_memory_new_thread_does_not_commit_another_threads_write(
@@ -355,15 +351,9 @@ def test_sqlite_memory_new_thread_does_not_commit_another_threads_write(
     assert client.get(key) == Entity(key)  # n=1 was rolled back
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=exc.ServiceUnavailable,
-    reason="BUG (SQLite): two clients opening a fresh SQLite file at once race in "
-    "SQLBackend._ensure_schema (create_all checks, then creates; no lock on SQLite, "
-    "PostgreSQL has ddl_lock_sql) -> 503 'table dl_meta already exists' - e.g. gunicorn "
-    "workers starting together on a new file",
-)
 def test_concurrent_first_open_of_a_sqlite_file(tmp_path: Path) -> None:
+    """Regression: two clients opening a fresh SQLite file at once (e.g. gunicorn workers
+    starting together) raced in creating the schema -> 503 'table dl_meta already exists'."""
     path = tmp_path / "fresh.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("PRAGMA journal_mode = WAL")
@@ -388,3 +378,6 @@ def test_concurrent_first_open_of_a_sqlite_file(tmp_path: Path) -> None:
     holder.close()
     if failures:
         raise failures[0]
+    with _client(f"sqlite:///{path}") as client:  # one schema, usable
+        client.put(Entity(client.key("K", 1)))
+        assert client.get(client.key("K", 1)) is not None

@@ -98,7 +98,8 @@ class _Writer:
         while commit not in self.begun:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self.proc.poll() is not None:
-                stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""  # type: ignore[union-attr]
+                assert self.proc.stderr is not None
+                stderr = self.proc.stderr.read() if self.proc.poll() is not None else ""
                 raise AssertionError(f"writer did not reach commit {commit}: {stderr}")
             try:
                 self._record(self.lines.get(timeout=min(remaining, 0.5)))
@@ -107,13 +108,17 @@ class _Writer:
 
     def _record(self, line: str) -> None:
         word, _, number = line.partition(" ")
+        if not number.isdigit():  # a line cut short by the kill
+            return
         if word == "begin":
             self.begun.append(int(number))
         elif word == "done":
             self.done.append(int(number))
 
     def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL the child (a no-op once it is gone) and collect its last lines."""
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=30)
         self._reader.join(timeout=30)
         while True:  # lines written before the kill
@@ -163,23 +168,24 @@ def test_killed_writer_loses_nothing(shared_url: str) -> None:
     start = 1
     begun: set[int] = set()
     done: set[int] = set()
-    writer = _Writer(shared_url)
-    for kill in range(KILLS):
-        writer.start(start)
-        following = _Writer(shared_url)  # warms up (imports) while this one writes
-        try:
+    writers = [_Writer(shared_url)]
+    try:
+        for kill in range(KILLS):
+            writer = writers[-1]
+            writer.start(start)
+            writers.append(_Writer(shared_url))  # warms up (imports) while this one writes
             # let at least one commit finish, then kill during a later one
             writer.wait_for_begin(start + 1, timeout=120)
             time.sleep(rng.uniform(0.0, 0.3))
-        finally:
             writer.kill()
-        begun.update(writer.begun)
-        done.update(writer.done)
-        assert writer.done, f"kill {kill}: no commit finished (seed {seed})"
-        _put_promptly(shared_url, kill + 1)
-        start = max(writer.begun) + 1
-        writer = following
-    writer.kill()  # the last warmed-up writer never started
+            begun.update(writer.begun)
+            done.update(writer.done)
+            assert writer.done, f"kill {kill}: no commit finished (seed {seed})"
+            _put_promptly(shared_url, kill + 1)
+            start = max(writer.begun) + 1
+    finally:
+        for writer in writers:  # the last one only warmed up; any other left by a failure
+            writer.kill()
 
     with Client(
         project="test-proj", url=shared_url, consistency="strong", index_yaml=os.devnull

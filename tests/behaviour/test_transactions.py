@@ -54,22 +54,27 @@ def make_entity(key: Key, **values: Any) -> Entity:
     return entity
 
 
-def write_outside(client: Client, entity: Entity) -> None:
-    """``client.put`` from another thread: never part of this thread's transaction."""
+def in_another_thread(fn: Callable[..., Any], *args: Any) -> None:
+    """``fn(*args)`` in another thread (outside this thread's transaction)."""
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
-            client.put(entity)
+            fn(*args)
         except BaseException as error:  # re-raised in the caller's thread
             failure.append(error)
 
     thread = threading.Thread(target=run)
     thread.start()
     thread.join(30)
-    assert not thread.is_alive(), "the outside write hung"
+    assert not thread.is_alive()
     if failure:
         raise failure[0]
+
+
+def write_outside(client: Client, entity: Entity) -> None:
+    """``client.put`` from another thread: never part of this thread's transaction."""
+    in_another_thread(client.put, entity)
 
 
 def value_of(client: Client, key: Key, name: str = "v") -> Any:
@@ -120,13 +125,6 @@ def test_context_manager_commits_on_exit(client: Client, root: Key) -> None:
     assert client.get(new.key) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="BUG: a transaction putting an entity with a partial ROOT key (Key('Photo')) "
-    "crashes with a raw IndexError in _api.commit (group counting encodes path[:2] of an "
-    "incomplete path)",
-)
 def test_transaction_put_with_partial_root_key(client: Client) -> None:
     new = Entity(client.key("Photo"))
     with client.transaction():
@@ -137,7 +135,23 @@ def test_transaction_put_with_partial_root_key(client: Client) -> None:
     value = entity_to_value(make_entity(client.key("M"), i=1))
     assert value.key is not None
     txn_id = client._datastore_api.begin_transaction()
-    client._datastore_api.commit([Mutation("insert", value.key, value)], transaction=txn_id)
+    (result,) = client._datastore_api.commit(
+        [Mutation("insert", value.key, value)], transaction=txn_id
+    )
+    assert result.key.path[0] == "M" and isinstance(result.key.path[1], int)
+    assert value_of(client, client.key("M", result.key.path[1]), "i") == 1
+
+
+def test_partial_root_keys_are_new_groups_of_their_own(client: Client) -> None:
+    # each partial root key starts a new group: 25 of them fill the legacy limit
+    fits = [Entity(client.key("Photo")) for _ in range(25)]
+    with client.transaction():
+        client.put_multi(fits)
+    assert len({e.key for e in fits}) == 25
+    assert len(client.get_multi([e.key for e in fits if e.key is not None])) == 25
+    with pytest.raises(exc.InvalidArgument) as info, client.transaction():
+        client.put_multi([Entity(client.key("Photo")) for _ in range(26)])
+    assert str(info.value) == TOO_MANY_GROUPS
 
 
 def test_context_manager_rolls_back_on_exception(client: Client, root: Key) -> None:
@@ -239,22 +253,37 @@ def test_read_only_transaction_refuses_put(client: Client, root: Key) -> None:
     assert value_of(client, root) == 1
 
 
-def test_read_only_transaction_reads_and_commits(
-    client: Client, root: Key, request: pytest.FixtureRequest
-) -> None:
-    if client.url.startswith("postgresql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=exc.InternalServerError,
-                reason="BUG (PostgreSQL): committing a transaction that read but wrote "
-                "nothing runs 'key IN ()' in Txn.read_entities -> 500 syntax error",
-            )
-        )
+def test_read_only_transaction_reads_and_commits(client: Client, root: Key) -> None:
+    # regression (PostgreSQL): a commit that read but wrote nothing ran "key IN ()"
     with client.transaction(read_only=True):
         assert value_of(client, root) == 1
     with client.transaction():
         assert value_of(client, root) == 1
+        assert len(client.get_multi([root, client.key("Parent", "missing")])) == 1
+
+
+def test_read_only_transaction_commits_despite_outside_write(
+    client: Client, root: Key, child: Key
+) -> None:
+    # nothing to write, nothing to re-check: the emulator commits it (SDK: empty commit =
+    # rollback); the reads it made were of one snapshot
+    txn = client.transaction(read_only=True)
+    txn.begin()
+    assert value_of_in(client, root, txn) == 1
+    client.put(make_entity(child, v=1))
+    txn.commit()
+    assert txn.id is None
+
+
+def test_transaction_without_mutations_commits_despite_outside_write(
+    client: Client, root: Key, child: Key
+) -> None:
+    with client.transaction() as txn:
+        assert value_of(client, root) == 1
+        write_outside(client, make_entity(root, v=2))
+        write_outside(client, make_entity(child, v=2))
+    assert txn.id is None
+    assert value_of(client, root) == 2
 
 
 def test_read_only_transaction_delete_is_rejected_at_commit(client: Client, root: Key) -> None:
@@ -312,6 +341,103 @@ def test_snapshot_is_per_group_at_its_own_first_read(client: Client, root: Key) 
     txn.put(make_entity(root, v=3))
     txn.commit()
     assert value_of(client, root) == 3
+
+
+def test_reading_a_group_again_sees_the_same_snapshot(client: Client, root: Key) -> None:
+    other = client.key("Parent", "other")
+    client.put(make_entity(other, v=1))
+    txn = client.transaction()
+    txn.begin()
+    assert value_of_in(client, root, txn) == 1
+    client.put(make_entity(other, v=2))  # another group: the snapshot of "p" still holds
+    assert value_of_in(client, root, txn) == 1
+    assert [e["v"] for e in client.get_multi([root, root], transaction=txn)] == [1, 1]
+    txn.rollback()
+
+
+@pytest.mark.parametrize("outside", ["same entity", "child", "delete"])
+def test_reading_a_moved_group_again_aborts_at_that_read(
+    client: Client, root: Key, child: Key, outside: str
+) -> None:
+    # No history is kept, so the group cannot be read at the transaction's snapshot any
+    # more: the read itself fails with the contention error (the emulator would return the
+    # snapshot and fail the commit; the transaction is lost either way).
+    client.put(make_entity(child, v=0))
+    txn = client.transaction()
+    txn.begin()
+    assert value_of_in(client, root, txn) == 1
+    if outside == "same entity":
+        client.put(make_entity(root, v=2))
+    elif outside == "child":
+        client.put(make_entity(child, v=2))
+    else:
+        client.delete(child)
+    with pytest.raises(exc.Aborted) as info:
+        client.get(child, transaction=txn)
+    assert str(info.value) == CONTENTION
+    with pytest.raises(exc.Aborted):
+        client.get_multi([client.key("Parent", "elsewhere"), root], transaction=txn)
+    txn.put(make_entity(root, v="txn"))
+    with pytest.raises(exc.Aborted):
+        txn.commit()
+    assert value_of(client, root) == (2 if outside == "same entity" else 1)
+
+
+def test_aborted_read_inside_with_block_rolls_back(client: Client, root: Key) -> None:
+    new = client.key("Parent", "new")
+    with pytest.raises(exc.Aborted), client.transaction() as txn:
+        assert value_of(client, root) == 1
+        client.put(make_entity(new, v=1))
+        write_outside(client, make_entity(root, v=2))
+        client.get(root)
+    assert client.current_transaction is None
+    assert txn.id is None
+    assert client.get(new) is None
+
+
+def test_run_in_transaction_retries_an_aborted_read(make_client: Callable[..., Client]) -> None:
+    clock = FakeClock()
+    client = make_client(clock=clock.time, sleep=clock.sleep)
+    key = client.key("Counter", "c")
+    client.put(make_entity(key, n=0))
+    attempts = 0
+
+    def read_twice() -> int:
+        nonlocal attempts
+        attempts += 1
+        first = value_of(client, key, "n")
+        if attempts == 1:
+            write_outside(client, make_entity(key, n=5))
+        second = value_of(client, key, "n")  # aborts on the first attempt
+        assert second == first
+        client.put(make_entity(key, n=second + 1))
+        return int(second)
+
+    assert client.run_in_transaction(read_twice, retries=1) == 5
+    assert attempts == 2 and len(clock.sleeps) == 1
+    assert value_of(client, key, "n") == 6
+
+
+@pytest.mark.parametrize("read_only", [True, False], ids=["read-only", "read-write"])
+def test_reads_across_groups_are_one_snapshot(client: Client, read_only: bool) -> None:
+    alice, bob = client.key("Account", "alice"), client.key("Account", "bob")
+    client.put_multi([make_entity(alice, v=100), make_entity(bob, v=50)])
+
+    def transfer(amount: int) -> None:
+        with client.transaction():
+            src, dst = client.get(alice), client.get(bob)
+            assert src is not None and dst is not None
+            src["v"] -= amount
+            dst["v"] += amount
+            client.put_multi([src, dst])
+
+    seen: list[int] = []
+    with pytest.raises(exc.Aborted) as info, client.transaction(read_only=read_only):
+        seen.append(value_of(client, alice))
+        in_another_thread(transfer, 30)  # another transaction moves both groups
+        seen.append(value_of(client, bob))
+    assert str(info.value) == CONTENTION
+    assert seen == [100]  # never 100 + 80: that total never existed
 
 
 # -- conflicts (SEMANTICS.md §6.1) ------------------------------------------------------------
@@ -374,6 +500,39 @@ def test_read_of_missing_entity_then_outside_insert_aborts(client: Client, root:
     with pytest.raises(exc.Aborted):
         txn.commit()
     assert value_of(client, key) == "outside"
+
+
+@pytest.mark.parametrize("namespace", [None, "fresh"], ids=["empty-store", "new-namespace"])
+def test_read_in_a_new_partition_conflicts_with_an_outside_insert(
+    client: Client, namespace: str | None
+) -> None:
+    # a read where nothing was ever written still snapshots its group (version 0): a
+    # concurrent first write must conflict with it (no lost update)
+    key = client.key("Counter", "c", namespace=namespace)
+    txn = client.transaction()
+    txn.begin()
+    assert client.get(key, transaction=txn) is None
+    client.put(make_entity(key, n=1))
+    txn.put(make_entity(key, n=1))
+    with pytest.raises(exc.Aborted) as info:
+        txn.commit()
+    assert str(info.value) == CONTENTION
+    assert value_of(client, key, "n") == 1
+
+
+def test_first_increment_in_a_new_partition_is_not_lost(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    key = client.key("Counter", "c", namespace="fresh")
+
+    def bump() -> None:
+        entity = client.get(key) or Entity(key)
+        if entity.get("n") is None:  # the first attempt is overtaken by a first write
+            write_outside(client, make_entity(key, n=10))
+        entity["n"] = entity.get("n", 0) + 1
+        client.put(entity)
+
+    client.run_in_transaction(bump)
+    assert value_of(client, key, "n") == 11
 
 
 def test_outside_write_to_another_group_does_not_conflict(client: Client, root: Key) -> None:
@@ -521,9 +680,11 @@ def _group_keys(client: Client, n: int, kind: str = "G") -> list[Key]:
     return [client.key(kind, i + 1) for i in range(n)]
 
 
-def test_legacy_reading_26_groups_is_refused(client: Client, root: Key) -> None:
-    # ``root`` creates the partition: reads in a partition that does not exist yet are
-    # not counted (see test_read_in_a_new_namespace_conflicts_with_an_outside_insert)
+@pytest.mark.parametrize("stored", [False, True], ids=["empty-store", "existing-partition"])
+def test_legacy_reading_26_groups_is_refused(client: Client, stored: bool) -> None:
+    # reads count whether or not anything was ever written in the partition
+    if stored:
+        client.put(make_entity(client.key("Parent", "p"), v=1))
     txn = client.transaction()
     txn.begin()
     assert client.get_multi(_group_keys(client, 25), transaction=txn) == []
@@ -736,13 +897,13 @@ def test_failed_mutation_fails_the_whole_transactional_commit(client: Client, ro
 
 
 def test_update_with_partial_key_is_invalid(client: Client) -> None:
-    # a partial key under a parent: partial root keys hit the bug xfailed above
-    value = entity_to_value(make_entity(client.key("P", "p", "M"), i=1))
-    assert value.key is not None
-    txn_id = client._datastore_api.begin_transaction()
-    with pytest.raises(exc.InvalidArgument) as info:
-        client._datastore_api.commit([Mutation("update", value.key, value)], transaction=txn_id)
-    assert str(info.value) == "400 Key path element must not be incomplete: [P: p, M: ]"
+    for path, shown in [(("P", "p", "M"), "[P: p, M: ]"), (("M",), "[M: ]")]:
+        value = entity_to_value(make_entity(client.key(*path), i=1))
+        assert value.key is not None
+        txn_id = client._datastore_api.begin_transaction()
+        with pytest.raises(exc.InvalidArgument) as info:
+            client._datastore_api.commit([Mutation("update", value.key, value)], transaction=txn_id)
+        assert str(info.value) == f"400 Key path element must not be incomplete: {shown}"
 
 
 def test_insert_with_partial_key_gets_an_id_in_the_result(client: Client) -> None:
@@ -869,55 +1030,3 @@ def test_run_in_transaction_does_not_retry_other_errors(
         client.run_in_transaction(broken, retries=5)
     assert attempts == 1 and clock.sleeps == []
     assert client.get(key) is None
-
-
-# -- known bugs (xfail strict: they start failing loudly once fixed) --------------------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a transactional lookup in a partition (namespace) that does not exist yet "
-    "records no group snapshot (_api.lookup skips pid < 0), so the read is not checked at "
-    "commit and a concurrent first write is silently overwritten (lost update)",
-)
-def test_read_in_a_new_namespace_conflicts_with_an_outside_insert(client: Client) -> None:
-    key = client.key("Counter", "c", namespace="fresh")
-    txn = client.transaction()
-    txn.begin()
-    assert client.get(key, transaction=txn) is None
-    client.put(make_entity(key, n=1))
-    txn.put(make_entity(key, n=1))
-    with pytest.raises(exc.Aborted):
-        txn.commit()
-    assert value_of(client, key, "n") == 1
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reads inside a transaction are not from one snapshot: a second read of a "
-    "group returns data written after the group's first read (emulator returns the "
-    "snapshot, SEMANTICS.md §6.1 'all reads reflect one consistent snapshot')",
-)
-def test_repeated_read_in_a_transaction_sees_its_snapshot(client: Client, root: Key) -> None:
-    txn = client.transaction()
-    txn.begin()
-    assert value_of_in(client, root, txn) == 1
-    client.put(make_entity(root, v=2))
-    assert value_of_in(client, root, txn) == 1
-    txn.rollback()
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a transaction without mutations (e.g. read_only) fails with Aborted when a "
-    "group it read moved; the emulator commits it (SDK: empty commit = rollback). Only "
-    "safe to fix together with snapshot reads (see the test above)",
-)
-def test_read_only_transaction_commits_despite_outside_write(
-    client: Client, root: Key, child: Key
-) -> None:
-    txn = client.transaction(read_only=True)
-    txn.begin()
-    assert value_of_in(client, root, txn) == 1
-    client.put(make_entity(child, v=1))
-    txn.commit()

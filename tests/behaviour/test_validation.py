@@ -316,7 +316,7 @@ def test_geo_longitude_out_of_range(store: Client) -> None:
 
 def test_empty_property_name_is_rejected(store: Client) -> None:
     with pytest.raises(exceptions.InvalidArgument):
-        _write_with(store, _entity(store.key("Bad", 1), **{"": 1}))
+        _write_with(store, _entity(store.key("Bad", 1), (), **{"": 1}))
     _assert_unchanged(store)
 
 
@@ -480,6 +480,22 @@ def test_unknown_value_type(store: Client) -> None:
         _assert_unchanged(store)
 
     _each_case(_UNKNOWN_TYPES, check)
+
+
+@pytest.mark.parametrize("ident", [2**63, -(2**63) - 1])
+def test_key_id_out_of_range_is_a_client_value_error(store: Client, ident: int) -> None:
+    # protobuf int64: the official client fails while serialising the key
+    with pytest.raises(ValueError) as info:
+        _write_with(store, _entity(_key("K", ident), a=1))
+    try:
+        OfficialKey("K", ident, project=PROJECT).to_protobuf()
+    except ValueError as official:
+        assert str(info.value) == str(official) == f"Value out of range: {ident}"
+    else:
+        raise AssertionError("the official client accepted the key")
+    _assert_unchanged(store)
+    with pytest.raises(ValueError, match="^Value out of range"):
+        store.get(_key("K", ident))
 
 
 def test_unknown_value_type_inside_a_list(store: Client) -> None:

@@ -273,11 +273,9 @@ def test_no_limit_by_default(make_client: Callable[..., Client]) -> None:
 def test_raise_holds_across_two_processes(shared_url: str, tmp_path: Path) -> None:
     burst = 5
     go = tmp_path / "go"
-    # open the store once first: concurrent first opens of a fresh SQLite file race (see
-    # test_concurrent_first_open_of_a_sqlite_file in test_concurrency.py)
-    Client(project="test-proj", url=shared_url, consistency="strong").close()
-    # Both processes use the same frozen clock, so no token is refilled during the run:
-    # exactly `burst` of the 20 commits may land, whichever process makes them.
+    # Both processes open the fresh store at once (its first open is serialised) and use
+    # the same frozen clock, so no token is refilled during the run: exactly `burst` of the
+    # 20 commits may land, whichever process makes them.
     procs = [
         subprocess.Popen(
             [

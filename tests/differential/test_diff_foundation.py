@@ -140,12 +140,10 @@ def values(depth: int) -> st.SearchStrategy[Any]:
 @st.composite
 def entity_specs(draw: st.DrawFn, depth: int, embedded: bool = False) -> EntitySpec:
     props = draw(st.dictionaries(names, values(depth), max_size=4))
-    # Known difference (xfailed in test_exclude_from_indexes_edge_cases): an excluded
-    # empty list loses its exclusion in the official client, so it is not generated here.
-    excludable = sorted(name for name, value in props.items() if value != [])
-    exclude: list[str] = []
-    if excludable:
-        exclude = draw(st.lists(st.sampled_from(excludable), unique=True))
+    # Any property may be excluded, empty lists included, and so may names the entity does
+    # not have: both clients read back only the names of present, non-empty properties.
+    excludable = sorted(props) + ["absent"]
+    exclude = draw(st.lists(st.sampled_from(excludable), unique=True))
     key = draw(st.none() | key_specs(allow_partial=True)) if embedded else None
     as_dict = embedded and key is None and not exclude and draw(st.booleans())
     return EntitySpec(tuple(props.items()), tuple(exclude), key, as_dict)
@@ -380,18 +378,17 @@ def test_namespaces_are_isolated(official: Any, lite: Client) -> None:
     assert [got is None for got in lite_got] == [False, False, True, True]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DIFF: client.get(key) returns the caller's Key object, so namespace '' reads "
-    "back as '' (official: the key is rebuilt from the response, namespace None)",
-)
 def test_empty_namespace_reads_back_as_none(official: Any, lite: Client) -> None:
+    # client.get rebuilds the key from the response: namespace "" reads back as None
     def run(side: Side) -> Any:
         side.client.put(side.entity(side.key("K", 1), v=1))
-        return plain(side.client.get(side.key("K", 1, namespace="")))
+        asked = side.key("K", 1, namespace="")
+        got = side.client.get(asked)
+        return plain(got), got.key is asked
 
     official_got = run(side_of(official))
-    assert official_got[1][2] is None
+    assert official_got[0][1][2] is None
+    assert official_got[1] is False
     assert run(side_of(lite)) == official_got
 
 
@@ -448,34 +445,11 @@ def test_exclude_from_indexes_round_trip(official: Any, lite: Client) -> None:
     assert lite_got[2] == ["big"]
 
 
+# The official client keeps exclusions per value: names absent from the entity and names
+# whose value is an empty list (no values to mark) are not read back as excluded.
 @pytest.mark.parametrize(
     "case",
-    [
-        pytest.param(
-            "excluded-empty-list",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DIFF: the official client marks only list elements as excluded, so an "
-                "excluded empty list reads back not excluded; datastore_lite keeps the name",
-            ),
-        ),
-        pytest.param(
-            "excluded-absent-name",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DIFF: exclude_from_indexes read back lists only properties that exist "
-                "(the official client derives it from per-value flags); datastore_lite keeps "
-                "names of absent properties",
-            ),
-        ),
-        pytest.param(
-            "embedded-absent-name",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="DIFF: same as excluded-absent-name, inside an embedded entity",
-            ),
-        ),
-    ],
+    ["excluded-empty-list", "excluded-absent-name", "embedded-absent-name"],
 )
 def test_exclude_from_indexes_edge_cases(official: Any, lite: Client, case: str) -> None:
     def run(side: Side) -> Any:
@@ -489,7 +463,34 @@ def test_exclude_from_indexes_edge_cases(official: Any, lite: Client, case: str)
         side.client.put(entity)
         return plain(side.client.get(key))
 
-    assert run(side_of(lite)) == run(side_of(official))
+    official_got = run(side_of(official))
+    assert official_got[2] == []  # nothing reads back as excluded
+    assert run(side_of(lite)) == official_got
+
+
+def test_excluded_empty_list_is_indexed_as_null(official: Any, lite: Client) -> None:
+    """Its exclusion is lost, so under legacy an empty list is stored and indexed as null."""
+
+    def run(side: Side) -> Any:
+        side.client.put(side.entity(side.key("K", 1), exclude_from_indexes=("l",), l=[]))
+        side.client.put(side.entity(side.key("K", 2), l=[]))
+        side.client.put(side.entity(side.key("K", 3), l=None))
+        query = side.client.query(kind="K")
+        query.add_filter(filter=side_filter(side, "l", "=", None))
+        return sorted(e.key.id for e in query.fetch()), plain(side.client.get(side.key("K", 1)))
+
+    official_got = run(side_of(official))
+    assert official_got[0] == [1, 2, 3]
+    assert run(side_of(lite)) == official_got
+
+
+def side_filter(side: Side, name: str, op: str, value: Any) -> Any:
+    """A ``PropertyFilter`` of the side's library."""
+    if side.name == "lite":
+        from datastore_lite.query import PropertyFilter
+    else:
+        from google.cloud.datastore.query import PropertyFilter
+    return PropertyFilter(name, op, value)
 
 
 # -- ids ------------------------------------------------------------------------------------

@@ -1,62 +1,36 @@
 """Differential: transaction conflict outcomes on Google's emulator and on datastore_lite.
 
 SEMANTICS.md §6.1. Each scenario runs, step for step, through the official client against
-the Cloud Datastore emulator (legacy mode, ``--consistency=1.0``) and through datastore_lite
-on each store of ``backend_url``; the outcome (the values read and stored, or the
-exception's class name and ``str``) must be the same. "Outside" writes are plain
-``client.put`` calls made while a transaction started with ``begin()`` is open.
+the Cloud Datastore emulator (legacy mode, ``--consistency=1.0``: the shared ``official``
+fixture of ``conftest.py``) and through datastore_lite on each store of ``backend_url``;
+the outcome (the values read and stored, or the exception's class name and ``str``) must be
+the same. "Outside" writes are plain ``client.put`` calls made while a transaction started
+with ``begin()`` is open.
+
+Deliberate difference (d): datastore_lite keeps no history, so a second read of a group
+that moved since the transaction's first read of it fails with ``Aborted`` at that read;
+the emulator returns the snapshot and fails the commit. Scenarios that re-read a moved
+group therefore also write, so that both end in the same ``Aborted``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from datastore_lite import Client
-from datastore_lite.testing.emulator import Emulator, emulator_installed
+from tests.differential.harness import side_of
 
 pytestmark = pytest.mark.emulator
 
-PROJECT = "diff-txn"
 Scenario = Callable[[Any, Any], Any]
-
-
-@pytest.fixture(scope="module")
-def txn_emulator() -> Iterator[Emulator]:
-    """This module's own emulator (strong: every job applied at once)."""
-    if not emulator_installed():
-        pytest.skip("Google's Cloud Datastore emulator is not installed; differential skipped")
-    pytest.importorskip("google.cloud.datastore")
-    with Emulator(consistency=1.0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def official(txn_emulator: Emulator) -> Any:
-    txn_emulator.reset()
-    return txn_emulator.client(project=PROJECT)
-
-
-@pytest.fixture
-def lite(make_client: Callable[..., Client]) -> Client:
-    return make_client(project=PROJECT)
-
-
-def _entity_class(client: Any) -> Any:
-    if isinstance(client, Client):
-        import datastore_lite
-
-        return datastore_lite.Entity
-    from google.cloud import datastore
-
-    return datastore.Entity
 
 
 def run(scenario: Scenario, client: Any) -> Any:
     """The scenario's result, or ``(exception class name, str(exc))``."""
-    entity_class = _entity_class(client)
+    entity_class = side_of(client).Entity
 
     def make(key: Any, **values: Any) -> Any:
         entity = entity_class(key)
@@ -167,6 +141,48 @@ def two_readers_of_one_group(client: Any, make: Any) -> Any:
     return after
 
 
+def read_again_after_outside_write(client: Any, make: Any) -> Any:
+    root = client.key("Parent", "p")
+    child = client.key("Parent", "p", "Child", "c")
+    client.put(make(root, v=1))
+    txn = client.transaction()
+    txn.begin()
+    client.get(root, transaction=txn)
+    client.put(make(child, v="outside"))
+    try:
+        client.get(root, transaction=txn)  # lite: Aborted here; emulator: at the commit
+        txn.put(make(root, v="txn"))
+        txn.commit()
+    finally:
+        after = stored(client, root, child)
+    return after
+
+
+def read_in_empty_namespace_then_outside_insert(client: Any, make: Any) -> Any:
+    key = client.key("Parent", "new", namespace="fresh")
+    txn = client.transaction()
+    txn.begin()
+    missing = client.get(key, transaction=txn)
+    client.put(make(key, v="outside"))
+    txn.put(make(key, v="txn"))
+    try:
+        txn.commit()
+    finally:
+        after = stored(client, key)
+    return missing, after
+
+
+def read_only_commit_after_outside_write(client: Any, make: Any) -> Any:
+    root = client.key("Parent", "p")
+    client.put(make(root, v=1))
+    txn = client.transaction(read_only=True)
+    txn.begin()
+    seen = client.get(root, transaction=txn)["v"]
+    client.put(make(root, v=2))
+    txn.commit()
+    return seen, stored(client, root)
+
+
 def twenty_six_groups(client: Any, make: Any) -> Any:
     client.put(make(client.key("G", 100), v=0))
     txn = client.transaction()
@@ -188,6 +204,9 @@ SCENARIOS: dict[str, Scenario] = {
     "outside-write-other-group": outside_write_to_another_group,
     "two-readers-one-group": two_readers_of_one_group,
     "26-groups": twenty_six_groups,
+    "read-again-after-outside-write": read_again_after_outside_write,
+    "read-empty-namespace-outside-insert": read_in_empty_namespace_then_outside_insert,
+    "read-only-commit-after-outside-write": read_only_commit_after_outside_write,
 }
 
 # What the emulator answers (captured with these scenarios): the conflict cases must keep
@@ -212,6 +231,15 @@ EXPECTED: dict[str, Any] = {
         "InvalidArgument",
         "400 operating on too many entity groups in a single transaction.",
     ),
+    "read-again-after-outside-write": (
+        "Aborted",
+        "409 too much contention on these datastore entities. please try again.",
+    ),
+    "read-empty-namespace-outside-insert": (
+        "Aborted",
+        "409 too much contention on these datastore entities. please try again.",
+    ),
+    "read-only-commit-after-outside-write": ("ok", (1, [2])),
 }
 
 
@@ -226,6 +254,7 @@ def test_conflict_outcome_matches_the_emulator(name: str, official: Any, lite: C
 
 PROBES: dict[str, list[tuple[Any, ...]]] = {
     "read-root-outside-write-child": [("Parent", "p"), ("Parent", "p", "Child", "c")],
+    "read-again-after-outside-write": [("Parent", "p"), ("Parent", "p", "Child", "c")],
     "read-missing-outside-insert": [("Parent", "new")],
     "26-groups": [("G", 1), ("G", 26), ("G", 100)],
 }
@@ -243,3 +272,26 @@ def test_a_failed_commit_writes_nothing_on_either_side(
         results.append(stored(client, *(client.key(*path) for path in probes)))
     assert results[0] == results[1]
     assert "txn" not in results[1]
+
+
+def read_another_group_after_outside_write(client: Any, make: Any) -> Any:
+    """A read-only transaction reads A; another transaction moves A and B; it reads B."""
+    a, b = client.key("Account", "a"), client.key("Account", "b")
+    client.put_multi([make(a, v=100), make(b, v=50)])
+    txn = client.transaction(read_only=True)
+    txn.begin()
+    seen = [client.get(a, transaction=txn)["v"]]
+    with client.transaction():  # another transaction (this one is not pushed)
+        client.put_multi([make(a, v=70), make(b, v=80)])
+    seen.append(client.get(b, transaction=txn)["v"])
+    txn.commit()
+    return seen
+
+
+def test_read_of_another_group_after_a_read_group_moved(official: Any, lite: Client) -> None:
+    on_emulator = run(read_another_group_after_outside_write, official)
+    assert on_emulator == (
+        "Aborted",
+        "409 too much contention on these datastore entities. please try again.",
+    )
+    assert run(read_another_group_after_outside_write, lite) == on_emulator

@@ -8,6 +8,7 @@ equal encodings only where Datastore says two values tie.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 import random
 import struct
@@ -85,7 +86,7 @@ def reference_key(value: Any) -> tuple[Any, ...]:
 
 
 def _sign(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def _enc(value: Any) -> bytes:
@@ -281,6 +282,20 @@ def test_pairwise_rules(low: Any, high: Any) -> None:
 )
 def test_values_that_tie(a: Any, b: Any) -> None:
     assert _enc(a) == _enc(b)
+
+
+class _Color(str, enum.Enum):  # noqa: UP042 - the (str, Enum) mixin is the case under test
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+def test_subclasses_encode_as_their_content() -> None:
+    # a (str, Enum) member indexes as its string, an IntEnum as its integer
+    assert encode_value(_Color.RED) == encode_value("red")
+    assert encode_value(_Level.HIGH) == encode_value(3)
 
 
 @pytest.mark.parametrize(

@@ -322,10 +322,10 @@ def test_a_forked_child_opens_its_own_client_and_leaves_the_parents_alone(
             os._exit(0)
     os.close(write)
     _, wait_status = os.waitpid(pid, 0)
-    status = os.read(read, 1)
+    report = os.read(read, 1)
     os.close(read)
     assert os.waitstatus_to_exitcode(wait_status) == 0
-    assert status == b"\x00"
+    assert report == b"\x00"
     assert ext.get_client(app) is parent
     # the parent's connections survived the child's exit
     assert parent.get(parent.key("Photo", "from-child")) is not None
@@ -436,3 +436,20 @@ def test_process_exit_closes_the_clients_of_this_process(ext: DatastoreLite) -> 
     contrib_flask._close_all_at_exit()
     with pytest.raises(exc.InternalServerError, match="closed"):
         client.get(client.key("Photo", 1))
+
+
+# -- library bugs a long-running Flask worker meets -------------------------------------------
+
+
+def test_abandoned_transactions_expire() -> None:
+    now = [1000.0]
+    client = Client(project="p", url="sqlite://", index_yaml=os.devnull, clock=lambda: now[0])
+    try:
+        for _ in range(100):
+            client.transaction().begin()  # begun outside any `with`, never finished
+        now[0] += 3600  # far past the legacy profile's 60 s limit
+        with client.transaction():
+            client.get(client.key("Photo", 1))
+        assert len(client._datastore_api._txns) == 0
+    finally:
+        client.close()

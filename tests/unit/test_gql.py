@@ -1,10 +1,10 @@
 """The GQL parser and binder (``datastore_lite.gql``; SEMANTICS.md §4.8).
 
 Parsing is checked on the syntax tree :func:`~datastore_lite.gql.parse` returns; binding on
-the ``GqlQuery`` / ``GqlAggregationQuery`` objects :func:`~datastore_lite.gql.build` makes
-(no query is run here: tests/behaviour/test_gql.py runs GQL against stored data). Lexical
-details (escapes, reserved words, BLOB and DATETIME forms, error cases) were probed on
-Google's Cloud Datastore emulator (gcloud 528) through ``RunQueryRequest.gql_query``.
+the ``GqlQuery`` / ``GqlAggregationQuery`` objects :func:`~datastore_lite.gql.build` makes.
+No query runs here: tests/behaviour/test_gql_queries.py runs GQL against stored data.
+Lexical details (escapes, reserved words, BLOB and DATETIME forms, error cases) were probed
+on Google's Cloud Datastore emulator (gcloud 528) through ``RunQueryRequest.gql_query``.
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def shape(item: Any) -> Any:
         return (item.property_name, item.operator, item.value)
     assert isinstance(item, BaseCompositeFilter)
     return (item.operation, [shape(f) for f in item.filters])
+
+
+def gql_query(client: Client, text: str, *args: Any, **kwargs: Any) -> GqlQuery:
+    query = client.gql(text, *args, **kwargs)
+    assert isinstance(query, GqlQuery)
+    return query
 
 
 def syntax_error(text: str) -> GqlSyntaxError:
@@ -489,7 +495,7 @@ def test_aggregate_over_a_projection_and_a_binding_limit() -> None:
 
 # -- syntax errors: position, expectation, excerpt -------------------------------------------------
 
-START = "expected a property name, a value or ( at the start of a condition, found "
+START = 'expected a property name, a value or "(" at the start of a condition, found '
 VALUE = (
     "expected a value (a string, a number, TRUE, FALSE, NULL, a @binding, KEY(...), ARRAY(...), "
     "BLOB(...) or DATETIME(...)), found "
@@ -625,7 +631,7 @@ PATTERN = ": expected YYYY-MM-DDThh:mm:ss[.ffffff](Z|+hh:mm|-hh:mm)"
         (
             "SELECT * FROM C LIMIT FIRST(1)",
             30,
-            'expected "," after the first operand of FIRST(, found ")"',
+            'expected "," in FIRST(a, b), found ")"',
         ),
         (
             "SELECT * FROM C OFFSET 2 + 3",
@@ -642,7 +648,7 @@ PATTERN = ": expected YYYY-MM-DDThh:mm:ss[.ffffff](Z|+hh:mm|-hh:mm)"
             17,
             'expected a property name or ON after DISTINCT (DISTINCT * is not GQL), found "*"',
         ),
-        ("SELECT DISTINCT ON g * FROM C", 20, 'expected ( after DISTINCT ON, found "g"'),
+        ("SELECT DISTINCT ON g * FROM C", 20, 'expected "(" after DISTINCT ON, found "g"'),
         (
             "SELECT DISTINCT ON () * FROM C",
             21,
@@ -653,7 +659,7 @@ PATTERN = ": expected YYYY-MM-DDThh:mm:ss[.ffffff](Z|+hh:mm|-hh:mm)"
             24,
             'expected * or a property name after DISTINCT ON (...), found "FROM"',
         ),
-        ("SELECT a, FROM C", 11, 'expected a property name after ,, found "FROM"'),
+        ("SELECT a, FROM C", 11, 'expected a property name after ",", found "FROM"'),
         (
             "SELECT * FROM C WHERE n = FOO(1)",
             27,
@@ -888,9 +894,10 @@ def test_parse_rejects_a_non_string() -> None:
 
 
 def test_gql_returns_a_query_with_the_parts(mem_client: Client) -> None:
-    query = mem_client.gql(
+    query = gql_query(
+        mem_client,
         "SELECT DISTINCT ON (g) n, g FROM C WHERE n > 7 AND s = 'x' ORDER BY g, n DESC "
-        "LIMIT 4 OFFSET 2"
+        "LIMIT 4 OFFSET 2",
     )
     assert isinstance(query, GqlQuery) and isinstance(query, Query)
     assert query.kind == "C"
@@ -904,20 +911,20 @@ def test_gql_returns_a_query_with_the_parts(mem_client: Client) -> None:
 
 
 def test_gql_defaults_match_a_plain_query(mem_client: Client) -> None:
-    query = mem_client.gql("SELECT *")
+    query = gql_query(mem_client, "SELECT *")
     assert (query.kind, query.filters, query.projection, query.order) == (None, [], [], [])
     assert isinstance(query, GqlQuery)
     assert (query.limit, query.offset) == (None, 0)
 
 
 def test_keys_only_projection(mem_client: Client) -> None:
-    assert mem_client.gql("SELECT __key__ FROM C").projection == ["__key__"]
+    assert gql_query(mem_client, "SELECT __key__ FROM C").projection == ["__key__"]
 
 
 def test_namespace_comes_from_the_client(mem_client: Client) -> None:
     other = Client(project="unit", namespace="ns1", url="sqlite://", index_yaml=os.devnull)
     try:
-        query = other.gql("SELECT * FROM C WHERE __key__ = KEY(C, 1)")
+        query = gql_query(other, "SELECT * FROM C WHERE __key__ = KEY(C, 1)")
         assert query.namespace == "ns1"
         assert query.filters == [("__key__", "=", Key("C", 1, project="unit", namespace="ns1"))]
     finally:
@@ -936,13 +943,14 @@ def test_namespace_comes_from_the_client(mem_client: Client) -> None:
     ],
 )
 def test_key_literals_become_keys(mem_client: Client, text: str, key: Key) -> None:
-    query = mem_client.gql(f"SELECT * FROM C WHERE k = {text}")
+    query = gql_query(mem_client, f"SELECT * FROM C WHERE k = {text}")
     ((_, _, value),) = query.filters
     assert value == key and value.namespace == key.namespace
 
 
 def test_value_conversions(mem_client: Client) -> None:
-    query = mem_client.gql(
+    query = gql_query(
+        mem_client,
         "SELECT * FROM C WHERE a IS NULL AND b CONTAINS 'x' AND c CONTAINS ARRAY(1, 2) "
         "AND d IN 5 AND e NOT IN @1 AND f IN ARRAY() AND g = BLOB('YWJj') AND h < 1.5",
         (1, 2),
@@ -960,18 +968,21 @@ def test_value_conversions(mem_client: Client) -> None:
 
 
 def test_has_ancestor_sets_the_ancestor(mem_client: Client) -> None:
-    query = mem_client.gql("SELECT * FROM D WHERE __key__ HAS ANCESTOR KEY(C, 1) AND n = 2")
+    query = gql_query(mem_client, "SELECT * FROM D WHERE __key__ HAS ANCESTOR KEY(C, 1) AND n = 2")
     assert query.ancestor == Key("C", 1, project="unit")
     assert query.filters == [("n", "=", 2)]
-    backward = mem_client.gql("SELECT * FROM D WHERE KEY(C, 1) HAS DESCENDANT __key__")
+    backward = gql_query(mem_client, "SELECT * FROM D WHERE KEY(C, 1) HAS DESCENDANT __key__")
     assert backward.ancestor == query.ancestor and backward.filters == []
-    bound = mem_client.gql("SELECT * WHERE __key__ HAS ANCESTOR @a", a=Key("C", 2, project="unit"))
+    bound = gql_query(
+        mem_client, "SELECT * WHERE __key__ HAS ANCESTOR @a", a=Key("C", 2, project="unit")
+    )
     assert bound.ancestor == Key("C", 2, project="unit")
 
 
 def test_or_becomes_composite_filters(mem_client: Client) -> None:
-    query = mem_client.gql(
-        "SELECT * FROM C WHERE g = 1 AND (n < 2 OR n > 8 AND s = 'x') AND (h = 1 AND i = 2)"
+    query = gql_query(
+        mem_client,
+        "SELECT * FROM C WHERE g = 1 AND (n < 2 OR n > 8 AND s = 'x') AND (h = 1 AND i = 2)",
     )
     assert [shape(f) for f in query.filters] == [
         ("g", "=", 1),
@@ -979,7 +990,7 @@ def test_or_becomes_composite_filters(mem_client: Client) -> None:
         ("h", "=", 1),  # nested ANDs flatten into the top level
         ("i", "=", 2),
     ]
-    (only,) = mem_client.gql("SELECT * FROM C WHERE a = 1 OR b = 2").filters
+    (only,) = gql_query(mem_client, "SELECT * FROM C WHERE a = 1 OR b = 2").filters
     assert shape(only) == ("OR", [("a", "=", 1), ("b", "=", 2)])
 
 
@@ -989,7 +1000,8 @@ def test_or_becomes_composite_filters(mem_client: Client) -> None:
 def test_named_and_positional_bindings(mem_client: Client) -> None:
     when = dt.datetime(2020, 1, 1, tzinfo=UTC)
     key = mem_client.key("C", 1)
-    query = mem_client.gql(
+    query = gql_query(
+        mem_client,
         "SELECT * FROM C WHERE a = @1 AND b = @2 AND c = @x AND d = @x AND e = @k AND f = @g "
         "AND h IN ARRAY(@1, @n)",
         "one",
@@ -1012,8 +1024,8 @@ def test_named_and_positional_bindings(mem_client: Client) -> None:
 
 def test_query_string_itself_can_be_a_binding_name(mem_client: Client) -> None:
     # Client.gql's first parameter is positional-only, so any name works as a binding
-    query = mem_client.gql(
-        "SELECT * FROM C WHERE a = @query_string AND b = @self", query_string=1, self=2
+    query = gql_query(
+        mem_client, "SELECT * FROM C WHERE a = @query_string AND b = @self", query_string=1, self=2
     )
     assert query.filters == [("a", "=", 1), ("b", "=", 2)]
 
@@ -1119,7 +1131,7 @@ def test_has_ancestor_inside_or_is_rejected(mem_client: Client) -> None:
 
 
 def test_limit_and_offset_bindings(mem_client: Client) -> None:
-    query = mem_client.gql("SELECT * FROM C LIMIT @1 OFFSET @2", 3, 4)
+    query = gql_query(mem_client, "SELECT * FROM C LIMIT @1 OFFSET @2", 3, 4)
     assert isinstance(query, GqlQuery)
     assert (query.limit, query.offset) == (3, 4)
 
@@ -1128,13 +1140,13 @@ def test_cursor_bindings(mem_client: Client) -> None:
     it = mem_client.query(kind="C").fetch()
     list(it)
     token = it.next_page_token or b"AQ"  # None when finished: any well-formed base64 works here
-    query = mem_client.gql("SELECT * FROM C LIMIT FIRST(@c, 3) OFFSET @c + 2", c=token)
+    query = gql_query(mem_client, "SELECT * FROM C LIMIT FIRST(@c, 3) OFFSET @c + 2", c=token)
     assert isinstance(query, GqlQuery)
     assert (query.limit, query.offset, query.start_cursor, query.end_cursor) == (3, 2, token, token)
-    query = mem_client.gql("SELECT * FROM C LIMIT FIRST(3, @c) OFFSET @c", c="AQ")
+    query = gql_query(mem_client, "SELECT * FROM C LIMIT FIRST(3, @c) OFFSET @c", c="AQ")
     assert isinstance(query, GqlQuery)
     assert (query.limit, query.offset, query.start_cursor, query.end_cursor) == (3, 0, "AQ", "AQ")
-    query = mem_client.gql("SELECT * FROM C LIMIT @c", c=b"AQ")
+    query = gql_query(mem_client, "SELECT * FROM C LIMIT @c", c=b"AQ")
     assert isinstance(query, GqlQuery)
     assert (query.limit, query.end_cursor) == (None, b"AQ")
 

@@ -249,6 +249,17 @@ def test_projection_and_distinct_on(make_client: Any, tmp_path: Any) -> None:
     assert first_of_each[0]["s"] == "s8"  # whole entities
 
 
+def test_metadata_kinds(seeded: Client) -> None:
+    kinds = gql(seeded, "SELECT __key__ FROM __kind__")
+    assert paths(kinds.fetch()) == [("__kind__", "C"), ("__kind__", "D")]
+    properties = gql(
+        seeded, "SELECT * FROM __property__ WHERE __key__ HAS ANCESTOR KEY(__kind__, 'D')"
+    )
+    assert rows(properties.fetch()) == [
+        (("__kind__", "D", "__property__", "n"), {"property_representation": ["INT64"]})
+    ]
+
+
 def test_backquoted_names(client: Client) -> None:
     entity = Entity(client.key("odd kind", "a"))
     entity.update({"my prop": 1, "order": 2, "a.b": 3})
@@ -495,12 +506,6 @@ def test_kindless_property_filter_is_rejected_by_the_engine(seeded: Client) -> N
         list(gql(seeded, "SELECT * WHERE n = 1").fetch())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a keys-only query with a __key__ equality filter raises 'cannot use projection "
-    "on a property with an equality filter'; the emulator returns [C/3] (keys-only is not a "
-    "projection of __key__ in that rule)",
-)
 def test_keys_only_with_key_equality(seeded: Client) -> None:
     assert paths(gql(seeded, "SELECT __key__ FROM C WHERE __key__ = KEY(C, 3)").fetch()) == [
         ("C", 3)
