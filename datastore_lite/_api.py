@@ -475,8 +475,8 @@ class LocalDatastoreAPI:
                 result_groups = sorted(
                     {
                         encode_key_group(
-                            decode_path(item.key) if type(item.key) is bytes else item.key.path
-                        )[1]  # type: ignore[union-attr]
+                            decode_path(item.key) if isinstance(item.key, bytes) else item.key.path
+                        )[1]
                         for item in batch.results
                     }
                     - groups

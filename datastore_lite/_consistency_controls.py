@@ -36,6 +36,11 @@ class PendingWrite:
     deletes: tuple[Key, ...]
 
 
+def _key(partition: tuple[str, str, str], raw: bytes) -> Key:
+    project, database, namespace = partition
+    return ref_to_key(KeyRef(project, database, namespace, decode_path(bytes(raw))))
+
+
 class ConsistencyControls:
     """Controls for tests and demos; every process on the database sees the same state.
 
@@ -75,15 +80,10 @@ class ConsistencyControls:
         partitions = {pid: (p, d, n) for pid, p, d, n in backend.partitions()}
         out = []
         for pid, group, version, due, mutations in self._controller.pending_rows():
-            project, database, namespace = partitions[pid]
-
-            def key(raw: bytes) -> Key:
-                path = decode_path(bytes(raw))
-                return ref_to_key(KeyRef(project, database, namespace, path))
-
-            puts = tuple(key(k) for k, _kind, body in mutations if body is not None)
-            deletes = tuple(key(k) for k, _kind, body in mutations if body is None)
-            out.append(PendingWrite(key(group), version, due, puts, deletes))
+            part = partitions[pid]
+            puts = tuple(_key(part, k) for k, _kind, body in mutations if body is not None)
+            deletes = tuple(_key(part, k) for k, _kind, body in mutations if body is None)
+            out.append(PendingWrite(_key(part, group), version, due, puts, deletes))
         return out
 
     def apply_all(self) -> int:

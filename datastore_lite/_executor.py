@@ -122,7 +122,7 @@ class _Branch:
     def spec(self) -> ScanSpec:
         """The scan's fixed part, built once per plan branch and body need (cached)."""
         b = self.branch
-        cached = b._scans.get(self.need_body)
+        cached: ScanSpec | None = b._scans.get(self.need_body)
         if cached is not None:
             return cached
         spec = b._scans[self.need_body] = self._make_spec()
@@ -348,7 +348,7 @@ class _Dedup:
         self.runners = runners
         self.plan = plan
         self.empty_null = api.profile.empty_list_is_null
-        self.projected = [p for p in plan.projection]
+        self.projected = list(plan.projection)
 
     def group_of(self, runner: _Branch, components: list[bytes] | None) -> tuple[bytes, ...]:
         if not self.projected or components is None:
@@ -702,11 +702,9 @@ def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:
 
 def fetch_bodies(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> Iterator[bytes]:
     """Bodies of every matching entity (for SUM / AVG), at most ``up_to`` entities."""
-    n = 0
-    for row, _ in iterate(api, plan, None, 500, True):
+    for n, (row, _) in enumerate(iterate(api, plan, None, 500, True)):
         if up_to is not None and n >= up_to:
             return
-        n += 1
         if row.body is not None:
             yield row.body
 

@@ -95,9 +95,14 @@ def requirement(
     required = kind is not None
     eq_filters = [name for name, op in kept if op == "="]
     ineq_filters = [name for name, op in kept if op != "="]
-    if kind and not ineq_filters and not exists_filters and not orders_n:
-        if not set(eq_filters) & _SPECIAL:
-            required = False
+    if (
+        kind
+        and not ineq_filters
+        and not exists_filters
+        and not orders_n
+        and not set(eq_filters) & _SPECIAL
+    ):
+        required = False
     ineq_property = ineq_filters[0] if ineq_filters else None
     group_set = set(group)
     prefix = frozenset(eq_filters)

@@ -652,8 +652,9 @@ def _plan_branch(
         branch.lead = encode_path_value(spec.ancestor.path)
     parts = [branch.lead]
     for eq_prop in props[:n_eq]:
-        value = key_value if eq_prop.name == KEY else conds[eq_prop.name].eq[0]
-        assert value is not None
+        component = key_value if eq_prop.name == KEY else conds[eq_prop.name].eq[0]
+        assert component is not None
+        value = component
         parts.append(invert(value) if eq_prop.descending else value)
     branch.prefix = b"".join(parts)
     # every condition not enforced by the prefix or the scanned range is checked per row

@@ -1,4 +1,5 @@
-"""Rule profiles (DESIGN.md §4): legacy High-Replication Datastore or Firestore in Datastore mode."""
+"""Rule profiles (DESIGN.md §4): legacy High-Replication Datastore, or Firestore in
+Datastore mode."""
 
 from __future__ import annotations
 

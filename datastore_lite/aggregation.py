@@ -6,7 +6,6 @@ a count of nothing is ``0`` (int), not the official client's ``0.0`` quirk.
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Iterator as _Iter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,7 +28,7 @@ __all__ = [
 ]
 
 
-class BaseAggregation(abc.ABC):
+class BaseAggregation:
     """Base class of the aggregations."""
 
     kind = ""

@@ -53,7 +53,7 @@ class Entity(dict[str, Any]):
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]  # dicts are unhashable
+    __hash__ = None  # dicts are unhashable
 
     @property
     def kind(self) -> str | None:

@@ -86,7 +86,7 @@ class Key:
         stored path lazily keeps that cost off the result loop.
         """
         key = cls.__new__(cls)
-        key._encoded = encoded
+        key._encoded = encoded  # type: ignore[attr-defined]  # a slot mypy cannot see
         key._parent = None
         key._namespace = namespace
         key._database = database
@@ -279,7 +279,7 @@ class Key:
     def id_or_name(self) -> int | str | None:
         """The id, else the name, of the last path element."""
         path = self._flat_path
-        return path[-1] if len(path) % 2 == 0 else None  # type: ignore[no-any-return]
+        return path[-1] if len(path) % 2 == 0 else None
 
     @property
     def project(self) -> str:
@@ -368,7 +368,8 @@ def _parse_path(path_args: tuple[Any, ...]) -> list[PathElement]:
 # -- hand-written proto2 ``Reference`` codec (SEMANTICS.md §1.5) --------------------------------
 #
 #   Reference: 6a <len> app | 72 <len> Path | a2 01 <len> name_space | ba 01 <len> database_id
-#   Path:      per element: 0b (group start, field 1) 12 <len> type [18 <varint id> | 22 <len> name] 0c
+#   Path:      per element: 0b (group start, field 1) 12 <len> type
+#              [18 <varint id> | 22 <len> name] 0c
 
 
 def _varint(value: int) -> bytes:

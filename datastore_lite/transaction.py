@@ -42,7 +42,8 @@ class Transaction(Batch):
         >>> from datastore_lite import Client, Entity
         >>> client = Client(project="doc", url="sqlite://")
         >>> with client.transaction():
-        ...     counter = client.get(client.key("Counter", "hits")) or Entity(client.key("Counter", "hits"))
+        ...     key = client.key("Counter", "hits")
+        ...     counter = client.get(key) or Entity(key)
         ...     counter["n"] = counter.get("n", 0) + 1
         ...     client.put(counter)
     """
@@ -67,7 +68,7 @@ class Transaction(Batch):
         """The transaction id while in progress, else None."""
         return self._id
 
-    def current(self) -> Transaction | None:  # type: ignore[override]
+    def current(self) -> Transaction | None:
         """The topmost transaction of the client (None if the top is a plain batch)."""
         top = super().current()
         return top if isinstance(top, Transaction) else None
@@ -89,7 +90,7 @@ class Transaction(Batch):
             raise ValueError(NOT_IN_PROGRESS)
         return self._id
 
-    def rollback(self, retry: Any = None, timeout: Any = None) -> None:  # type: ignore[override]
+    def rollback(self, retry: Any = None, timeout: Any = None) -> None:
         """Abandon the transaction; nothing it queued is written."""
         if self._status == self._INITIAL:
             self._status = self._ABORTED

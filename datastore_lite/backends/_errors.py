@@ -66,11 +66,7 @@ def translate(exc: BaseException) -> exceptions.DatastoreLiteError:
 def is_driver_error(exc: BaseException) -> bool:
     """True for exceptions raised by a database driver or by SQLAlchemy."""
     module = type(exc).__module__
-    return (
-        isinstance(exc, sqlite3.Error)
-        or module.startswith("psycopg")
-        or module.startswith("sqlalchemy")
-    )
+    return isinstance(exc, sqlite3.Error) or module.startswith(("psycopg", "sqlalchemy"))
 
 
 @contextmanager

@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -491,7 +491,7 @@ class _Scope:
             self.locked = False
             self.backend._lock.release()
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         try:
             if self.write:
                 cur = self.txn.cur

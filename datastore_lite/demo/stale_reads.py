@@ -30,6 +30,7 @@ from .._throttle import GroupWriteLimit
 from ..client import Client
 from ..entity import Entity
 from ..key import Key
+from ..query import PropertyFilter
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -242,7 +243,7 @@ def _part_one(
     return stale_global, stale_ancestor
 
 
-def _user_filter(user: str) -> object:
+def _user_filter(user: str) -> PropertyFilter:
     from ..query import PropertyFilter
 
     return PropertyFilter("user", "=", user)
@@ -367,7 +368,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 print(
                     "Without a common ancestor the new photo is missing from the stream: a global\n"
                     "query is eventually consistent. Under a User ancestor the ancestor query\n"
-                    "sees every photo at once: ancestor queries and gets are strongly consistent.\n",
+                    "sees every photo at once: ancestor queries and gets are strongly "
+                    "consistent.\n",
                     file=out,
                 )
         if args.part in ("2", "all"):
