@@ -32,13 +32,13 @@ bench: venv postgres  ## the benchmark suite (BENCHMARKS.md); QUICK=1 for the sh
 	$(PY) -m benchmarks $(if $(QUICK),--quick,)
 
 lint: venv  ## ruff (format + lint) and mypy --strict
-	$(VENV)/bin/ruff format --check datastore_lite tests benchmarks
-	$(VENV)/bin/ruff check datastore_lite tests benchmarks
+	$(VENV)/bin/ruff format --check datastore_lite tests benchmarks examples
+	$(VENV)/bin/ruff check datastore_lite tests benchmarks examples
 	$(VENV)/bin/mypy
 
 format: venv  ## apply ruff's formatting and fixes
-	$(VENV)/bin/ruff format datastore_lite tests benchmarks
-	$(VENV)/bin/ruff check --fix datastore_lite tests benchmarks
+	$(VENV)/bin/ruff format datastore_lite tests benchmarks examples
+	$(VENV)/bin/ruff check --fix datastore_lite tests benchmarks examples
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

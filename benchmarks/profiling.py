@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import functools
 import io
 import itertools
 import pstats
@@ -36,22 +37,22 @@ def operations(store: Store, data: DataSet, workload: str, n: int) -> list[Calla
     if workload == "W2":  # new photos, each under a new user: its own entity group
         records = [data.extra_photo(f"prof{batch}-", i) for i in range(n)]
         prepared = [store.prepare_photos([r]) for r in records]
-        return [lambda p=p: store.put_prepared(p) for p in prepared]
+        return [functools.partial(store.put_prepared, p) for p in prepared]
     if workload == "W3":
         refs = [store.ref(data.photo_path(rng.randrange(data.photos))) for _ in range(n)]
-        return [lambda r=r: store.get(r) for r in refs]
+        return [functools.partial(store.get, r) for r in refs]
     if workload == "W4":
         users = [store.ref(("User", data.user_name(rng.randrange(data.users)))) for _ in range(n)]
-        return [lambda u=u: store.ancestor_query(u) for u in users]
+        return [functools.partial(store.ancestor_query, u) for u in users]
     if workload == "W5":
         tags = [rng.choice(VOCABULARY) for _ in range(n)]
-        return [lambda t=t: store.tag_query(t) for t in tags]
+        return [functools.partial(store.tag_query, t) for t in tags]
     if workload == "W7":
         names = [counter_name(1_000_000 * batch + i) for i in range(n)]
         for chunk in batched(names, 500):
             store.put_counters(chunk)
         refs = [store.ref(("Counter", name)) for name in names]
-        return [lambda r=r: store.increment(r) for r in refs]
+        return [functools.partial(store.increment, r) for r in refs]
     raise ValueError(f"no profile recipe for {workload}")
 
 

@@ -22,12 +22,13 @@ class RawPostgresStore(RawStore):
 
     def __init__(self, dsn: str, project: str = "bench", create: bool = True) -> None:
         self.dsn = dsn
-        conn = psycopg.connect(dsn, autocommit=True)
+        conn: Any = psycopg.connect(dsn, autocommit=True)
         # BENCHMARKS.md: psycopg's automatic prepared statements with generic plans
         conn.execute("SET plan_cache_mode = force_generic_plan")
         super().__init__(conn, project)
         if create:
-            self._create_schema(_schema_ddl(pg_dialect.dialect()))
+            dialect = pg_dialect.dialect()  # type: ignore[no-untyped-call,unused-ignore]
+            self._create_schema(_schema_ddl(dialect))
             # BENCHMARKS.md: keep ~2 KB bodies inline (no TOAST)
             self.execute("ALTER TABLE dl_entities ALTER COLUMN body SET STORAGE MAIN")
             self.execute("SELECT setval('dl_indexes_id_seq', 100)")

@@ -160,7 +160,7 @@ _HEADER = (
 
 
 def _table_cells(rows: list[Row]) -> list[tuple[str, ...]]:
-    out = []
+    out: list[tuple[str, ...]] = []
     for row in rows:
         out.append(
             (
@@ -289,10 +289,10 @@ def _json(result: RunResult, rows: list[Row], facts: dict[str, Any]) -> dict[str
 def _chart(rows: list[Row], path: str) -> bool:
     """A PNG of both ratios per metric and backend; False when matplotlib is missing."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found,unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except Exception:
         return False
     metrics = []
@@ -312,8 +312,8 @@ def _chart(rows: list[Row], path: str) -> bool:
         for b, backend in enumerate(backends):
             ys, xs = [], []
             for i, metric in enumerate(metrics):
-                row = by_key.get((metric, backend))
-                value = getattr(row, attr) if row else None
+                found = by_key.get((metric, backend))
+                value = getattr(found, attr) if found else None
                 if value:
                     ys.append(i + b * height)
                     xs.append(value)
@@ -359,7 +359,7 @@ def machine_facts(pg_admin_url: str) -> dict[str, Any]:
         import psycopg
 
         with psycopg.connect(pg_admin_url, connect_timeout=5) as conn:
-            settings = dict(
+            settings: dict[str, str] = dict(
                 conn.execute(
                     "SELECT name, setting || COALESCE(unit, '') FROM pg_settings WHERE name IN "
                     "('server_version', 'autovacuum', 'shared_buffers', 'synchronous_commit')"

@@ -278,7 +278,7 @@ def _open_emulator(spec: StoreSpec) -> ApiStore:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            client = datastore.Client(project=spec.project)
+            client = datastore.Client(project=spec.project)  # type: ignore[no-untyped-call,unused-ignore]
     finally:
         if previous is None:
             os.environ.pop("DATASTORE_EMULATOR_HOST", None)

@@ -442,7 +442,7 @@ def w8_processes(store: Store, ctx: Context) -> Measurement:
     ]
     for p in workers:
         p.start()
-    outcomes = []
+    outcomes: list[tuple[str, Any, Any, int]] = []
     deadline = time.monotonic() + max(120.0, ctx.budget * 10)
     while len(outcomes) < procs and time.monotonic() < deadline:
         try:

@@ -37,17 +37,18 @@ from tests.strategies import scalar_values
 
 __all__ = [
     "ANCESTOR_PATHS",
-    "PROPS",
-    "VALUE_POOL",
     "EntitySpec",
     "Example",
     "KeyPath",
+    "PROPS",
     "QuerySpec",
+    "VALUE_POOL",
+    "describe",
+    "disjunctions",
     "entity_sets",
     "examples",
     "filter_values",
     "query_specs",
-    "disjunctions",
 ]
 
 PROPS = ("x", "y", "z")
@@ -482,4 +483,3 @@ def describe(example: Example) -> str:
     return "\n".join(lines)
 
 
-FilterClasses = tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]

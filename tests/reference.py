@@ -526,7 +526,9 @@ def evaluate(entities: Iterable[Entity], query: RefQuery, profile: str = "legacy
             if distinct in seen_distinct:
                 continue
             seen_distinct.add(distinct)
-        key = key_sort_key(row.entity.key)  # type: ignore[arg-type]
+        assert row.entity.key is not None
+        key = key_sort_key(row.entity.key)
+        identity: tuple[Any, ...]
         if projected:
             identity = (key, tuple(sort_key(row.values[p]) for p in projected))
         else:

@@ -27,7 +27,8 @@ class PostgreSQLBackend(SQLBackend):
     insert_factory = staticmethod(pg_dialect.insert)
 
     def __init__(self, url: str) -> None:
-        super().__init__(url, pool_pre_ping=True)
+        # a connection per thread that uses the client: never make a thread wait for one
+        super().__init__(url, pool_pre_ping=True, pool_size=5, max_overflow=-1)
 
     def _after_create(self, conn: sa.Connection) -> None:
         # BENCHMARKS.md: keep ~2 KB bodies inline (no TOAST) - 1.8x faster queries.

@@ -17,6 +17,7 @@ import os
 import re
 import secrets
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
@@ -31,6 +32,34 @@ __all__ = ["Row", "SQLBackend", "Txn"]
 
 Row = tuple[Any, ...]
 _POSTCOMPILE = "__[POSTCOMPILE_{}]"
+
+
+class _ThreadConnection:
+    """One thread's pooled connection; returned to the pool when the thread ends.
+
+    ``threading.local`` drops a finished thread's data, which drops this holder: its
+    finaliser gives the connection back (never in a forked child, whose inherited
+    connections belong to the parent).
+    """
+
+    __slots__ = ("proxy", "conn", "pid", "__weakref__")
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+        self.conn: Any = proxy.driver_connection
+        self.pid = os.getpid()
+
+    def release(self) -> None:
+        proxy, self.proxy, self.conn = self.proxy, None, None
+        if proxy is None or os.getpid() != self.pid:
+            return
+        try:
+            proxy.close()
+        except Exception:  # pragma: no cover - best effort (interpreter shutdown, lost server)
+            pass
+
+    def __del__(self) -> None:
+        self.release()
 
 
 class _Compiled:
@@ -70,7 +99,7 @@ class SQLBackend:
         self.dialect: Dialect = self.engine.dialect
         self._compiled: dict[tuple[str, Any, tuple[tuple[str, int], ...]], _Compiled] = {}
         self._local = threading.local()
-        self._all_connections: list[Any] = []
+        self._all_connections: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
@@ -101,35 +130,46 @@ class SQLBackend:
             raise exceptions.InternalServerError("the datastore_lite client has been closed")
         if os.getpid() != self._pid:
             self._after_fork()
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            proxy = self.engine.raw_connection()
-            conn = proxy.driver_connection
-            self._configure_connection(conn)
-            self._local.conn = conn
-            self._local.proxy = proxy
+        holder: _ThreadConnection | None = getattr(self._local, "holder", None)
+        if holder is None or holder.conn is None:
+            holder = _ThreadConnection(self.engine.raw_connection())
+            self._configure_connection(holder.conn)
+            self._local.holder = holder
             with self._lock:
-                self._all_connections.append(proxy)
-        return conn
+                self._all_connections.add(holder)
+        return holder.conn
+
+    def release_thread_connection(self) -> None:
+        """Give this thread's connection back to the pool (a thread that is done with it).
+
+        A thread's connection is also returned when the thread ends; web servers that
+        start a thread per request (``flask run``) may call this at request teardown.
+        """
+        if self.shared_connection:
+            return
+        local = self._local
+        holder: _ThreadConnection | None = getattr(local, "holder", None)
+        local.holder = None
+        local.txn = None
+        if holder is not None:
+            holder.release()
 
     def _after_fork(self) -> None:
         # A forked child must not touch the parent's sockets or SQLite handles: forget
         # them (without closing) and start its own pool.
         self._pid = os.getpid()
         self._local = threading.local()
-        self._all_connections = []
+        self._all_connections = weakref.WeakSet()
         self._lock = threading.RLock()
         self.engine.dispose(close=False)
 
     def close(self) -> None:
         """Close every connection this backend opened."""
         with self._lock:
-            proxies, self._all_connections = self._all_connections, []
-        for proxy in proxies:
-            try:
-                proxy.close()
-            except Exception:  # pragma: no cover - best effort at shutdown
-                pass
+            holders = list(self._all_connections)
+            self._all_connections = weakref.WeakSet()
+        for holder in holders:
+            holder.release()
         self._local = threading.local()
         self.engine.dispose()
         self._closed = True
@@ -138,7 +178,8 @@ class SQLBackend:
         """This thread's statement runner (one cursor on this thread's connection)."""
         local = self._local
         txn: Txn | None = getattr(local, "txn", None)
-        if txn is None or self._pid != os.getpid():
+        holder: _ThreadConnection | None = getattr(local, "holder", None)
+        if txn is None or holder is None or holder.conn is None or self._pid != os.getpid():
             conn = self._connection()
             txn = local.txn = Txn(self, conn.cursor())
         return txn

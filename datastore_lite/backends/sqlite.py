@@ -41,6 +41,7 @@ class SQLiteBackend(SQLBackend):
             self.shared_connection = True  # type: ignore[misc]
         else:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": busy_timeout}
+            kwargs.update(pool_size=5, max_overflow=-1)
         # Configure every connection, including the one SQLAlchemy opens for the DDL.
         super().__init__(url, **kwargs)
 

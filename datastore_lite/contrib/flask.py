@@ -337,36 +337,12 @@ def _abandon_open_batches(client: Client) -> int:
 def _release_thread_connection(client: Client) -> None:
     """Give the calling thread's database connection back to the pool.
 
-    The backend keeps one connection per thread and releases them only at ``close()``, so
-    a server that runs each request in a new thread (``flask run``: werkzeug's threaded
-    dev server) used to exhaust the pool after 15 requests and then hang for 30 s
-    (tests/behaviour/test_flask_app.py, the xfailed
-    ``test_short_lived_threads_do_not_keep_connections``). Releasing at the end of each
-    request keeps at most one connection per *concurrent* request; the pool keeps it
-    open, so the next request's checkout is cheap.
+    A server that runs each request in a new thread (``flask run``: werkzeug's threaded dev
+    server) would otherwise hold a connection per finished thread until the thread object
+    is collected; releasing at the end of each request keeps at most one connection per
+    *concurrent* request, and the pool keeps it open, so the next checkout is cheap.
     """
-    backend = client._datastore_api.backend
-    release = getattr(backend, "release_thread_connection", None)
-    if callable(release):  # the library's own API, once it has one
-        release()
-        return
-    # SQLite in memory: every thread shares one connection; never hand it back.
-    if getattr(backend, "shared_connection", True) or getattr(backend, "_closed", True):
-        return
-    if getattr(backend, "_pid", None) != os.getpid():
-        return
-    local = getattr(backend, "_local", None)
-    proxy = getattr(local, "proxy", None)
-    if local is None or proxy is None:
-        return
     try:
-        # forget every per-thread cache (connection, cursor) before returning the connection
-        for name in list(vars(local)):
-            delattr(local, name)
-        with backend._lock:
-            connections: list[Any] = backend._all_connections
-            if proxy in connections:
-                connections.remove(proxy)
-        proxy.close()
+        client._datastore_api.backend.release_thread_connection()
     except Exception:  # pragma: no cover - never fail a request over housekeeping
         log.exception("datastore_lite: releasing a thread's connection failed")

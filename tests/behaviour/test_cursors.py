@@ -38,7 +38,7 @@ def ten(client: Client) -> Client:
     return client
 
 
-def page(q: Query, **fetch: Any) -> tuple[list[Any], bytes | None]:
+def page(q: Query, **fetch: Any) -> tuple[list[Any], Any]:
     """One fetch: the result ids and the iterator's ``next_page_token`` afterwards."""
     iterator = q.fetch(**fetch)
     ids = [e.key.id_or_name for e in iterator]

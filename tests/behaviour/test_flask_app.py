@@ -407,14 +407,6 @@ def test_threaded_dev_server_does_not_run_out_of_connections(shared_url: str) ->
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="counts file descriptors in /proc")
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SQLBackend keeps one connection per thread until Client.close() "
-    "(backends/sql.py _connection appends to _all_connections; nothing hands a finished "
-    "thread's connection back to the pool). With short-lived threads (flask run: a thread "
-    "per request) the 16th thread waits 30 s for the QueuePool (5 + 10 overflow) and fails "
-    "with InternalServerError. contrib.flask works around it at request teardown.",
-)
 def test_short_lived_threads_do_not_keep_connections(shared_url: str) -> None:
     url, app_name = _with_app_name(shared_url)
     client = Client(project="photo-test", url=url, consistency="strong", index_yaml=os.devnull)

@@ -248,7 +248,7 @@ def test_s3_1_the_recommended_index_serves_the_query(
     """Pasting the recommended index into index.yaml makes the query run, correctly."""
     recommended = expected.split("recommended index is:\n", 1)[1]
     client = make_client(index_yaml=yaml_file(tmp_path, "indexes:\n" + recommended))
-    rows = [
+    rows: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
         (("P", 1, "T", 1), {"a": 1, "b": 5, "c": 1, "x": 2, "tag": "b", "z": 1, "m": 2, "y": 1}),
         (("P", 1, "T", 2), {"a": 1, "b": 3, "c": 2, "x": 1, "tag": "a", "z": 1, "m": 1, "y": 1}),
         (("T", 3), {"a": 1, "b": 9, "c": [1, 2], "x": [1, 3], "tag": "a", "z": 3, "m": 0, "y": 2}),

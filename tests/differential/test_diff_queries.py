@@ -262,10 +262,10 @@ def lite_pool(make_client: Callable[..., Client], tmp_path: Path) -> LitePool:
 def test_emulator_cursor_pages_agree_with_reference(
     emulator_client: Any, example: Example, sizes: list[int]
 ) -> None:
-    for spec in example.entities:
-        for name, value in list(spec.props.items()):
+    for entity_spec in example.entities:
+        for name, value in list(entity_spec.props.items()):
             if isinstance(value, list):
-                spec.props[name] = value[0] if value else None
+                entity_spec.props[name] = value[0] if value else None
     emulator_client.namespace = _fresh_namespace()
     stored = store_official(emulator_client, example)
     spec = QuerySpec(**{**example.query.__dict__, "limit": None, "offset": 0})

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
@@ -111,8 +112,10 @@ class ClientPool:
     leaves nothing pending behind (``teardown`` applies everything).
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, policy: str | None = None) -> None:
         self.url = url
+        #: run every example under this policy (default: each example draws one)
+        self.policy = policy
         self.clock = FakeClock()
         self.clients: dict[str, Client] = {}
         self.namespaces = itertools.count()
@@ -154,8 +157,8 @@ class ConsistencyModel(RuleBasedStateMachine):
 
     @initialize(policy=st.sampled_from(sorted(POLICIES)))
     def open_client(self, policy: str) -> None:
-        self.policy = policy
-        self.client = self.pool.client(policy)
+        self.policy = self.pool.policy or policy
+        self.client = self.pool.client(self.policy)
 
     def teardown(self) -> None:
         if self.client is not None:
@@ -492,10 +495,7 @@ def _in(rows: Rows, g: Path) -> Rows:
     return frozenset(row for row in rows if group_of(row[0]) == g)
 
 
-def test_consistency_model(backend_url: str) -> None:
-    pool = ClientPool(backend_url)
-    # modest by default (the suite must stay fast); HYPOTHESIS_PROFILE=thorough scales it
-    examples = max(10, settings.default.max_examples // 3)
+def run_model(pool: ClientPool, examples: int) -> None:
     try:
         run_state_machine_as_test(
             lambda: ConsistencyModel(pool),
@@ -508,3 +508,17 @@ def test_consistency_model(backend_url: str) -> None:
         )
     finally:
         pool.close()
+
+
+# modest by default (the suite must stay fast); HYPOTHESIS_PROFILE=thorough scales both up
+
+
+@pytest.mark.parametrize("policy", sorted(POLICIES))
+def test_consistency_model_per_policy(policy: str) -> None:
+    """Each policy gets its own examples, on in-memory SQLite (the cheapest store)."""
+    run_model(ClientPool("sqlite://", policy), max(10, settings.default.max_examples // 2))
+
+
+def test_consistency_model(backend_url: str) -> None:
+    """Every store; each example draws its policy."""
+    run_model(ClientPool(backend_url), max(8, settings.default.max_examples // 4))

@@ -75,19 +75,6 @@ def _recommended(exc: FailedPrecondition) -> str:
     return message.split(_MARKER, 1)[1]
 
 
-def _key_quirk(spec: QuerySpec) -> bool:
-    """``__key__`` filters or orders together with projected/distinct properties.
-
-    The emulator then keeps the ``__key__`` parts in the index (tests/reference.py
-    ``required_index``); that rule has its own tests in tests/behaviour/test_indexes.py and
-    the differential tests, so here the engine's recommendation is only followed.
-    """
-    if not (spec.projection and not spec.keys_only) and not spec.distinct_on:
-        return False
-    keyed = any(c.prop == "__key__" for c in ref.walk(spec.filters))
-    return keyed or any(o.lstrip("-") == "__key__" for o in spec.order)
-
-
 def needed_indexes(pool: ClientPool, spec: QuerySpec) -> tuple[str, ...]:
     """The composite indexes the engine asks for, checked against the reference (§3.1).
 
@@ -97,7 +84,7 @@ def needed_indexes(pool: ClientPool, spec: QuerySpec) -> tuple[str, ...]:
     """
     client = pool.get(spec.profile)
     query = spec.build(client, FILTERS)
-    checked = not spec.uses_modern_filters and not _key_quirk(spec)
+    checked = not spec.uses_modern_filters
     expected = ref.required_index(spec.reference(client)) if checked else None
     indexes: list[str] = []
     for _attempt in range(4):
@@ -201,7 +188,8 @@ def test_query_results_and_cursor_pages_match_reference(pool: ClientPool, exampl
 def test_classic_queries_match_reference_and_index_table(
     pool: ClientPool, example: Example
 ) -> None:
-    """Only the operators of §3.1's table, so the index decision is always checked."""
+    """Only the operators of §3.1's table (no Or/IN/NOT_IN/!=), legacy profile: the
+    engine's composite-index decision and recommended index are checked every time."""
     run_example(pool, example)
 
 
