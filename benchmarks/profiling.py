@@ -4,7 +4,8 @@ Builds a store with a small photo data set (untimed), times N operations of a wo
 without a profiler (the honest µs/op), then profiles them: cProfile for µs per operation
 per function and call counts (statements per operation show as ``execute`` calls), and,
 with ``--tree``, pyinstrument's call tree (install it with ``pip install pyinstrument``).
-Workloads: W2 (single put), W3 (get), W4, W5, W7 (read-modify-write transaction).
+Workloads: W2 (single put), W3 (get), W3m (get_multi of 100), W4, W5, W7
+(read-modify-write transaction), W9 (count of ``likes < 100``).
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def operations(store: Store, data: DataSet, workload: str, n: int) -> list[Calla
     if workload == "W3":
         refs = [store.ref(data.photo_path(rng.randrange(data.photos))) for _ in range(n)]
         return [functools.partial(store.get, r) for r in refs]
+    if workload == "W3m":  # get_multi of 100 keys
+        batches = [
+            [store.ref(data.photo_path(i)) for i in rng.sample(range(data.photos), 100)]
+            for _ in range(n)
+        ]
+        return [functools.partial(store.get_multi, b) for b in batches]
+    if workload == "W9":
+        return [functools.partial(store.count_likes_below, 100) for _ in range(n)]
     if workload == "W4":
         users = [store.ref(("User", data.user_name(rng.randrange(data.users)))) for _ in range(n)]
         return [functools.partial(store.ancestor_query, u) for u in users]
@@ -86,7 +95,7 @@ def _report(profile: cProfile.Profile, n: int, top: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profiling")
-    parser.add_argument("workload", choices=["W2", "W3", "W4", "W5", "W7"])
+    parser.add_argument("workload", choices=["W2", "W3", "W3m", "W4", "W5", "W7", "W9"])
     parser.add_argument("backend", choices=["sqlite-memory", "sqlite", "postgresql"])
     parser.add_argument("--impl", default="lite", choices=["lite", "raw"])
     parser.add_argument("--ops", type=int, default=2000)

@@ -47,10 +47,30 @@ from .data import EXCLUDED, INDEX_YAML, PhotoRecord
 __all__ = ["Aborted", "IndexRow", "RawStore", "photo_rows"]
 
 IndexRow = tuple[int, bytes, bytes]
-EntityRow = tuple[bytes, str, bytes, bytes, int]  # key, kind, group, body, multi
+EntityRow = tuple[bytes, Any, bytes, bytes, int]  # key, kind, group, body, multi
 _NULL = encode_value(None)
 _PATH_END = b"\x00\x00"
-_HAS_MULTI = "multi" in _schema.entities.c  # the library's schema is still evolving
+
+# The library's storage format is still evolving: follow its schema rather than copy it.
+_HAS_MULTI = "multi" in _schema.entities.c
+
+
+def _kind_value(column: sa.Column[Any]) -> Callable[[str], Any]:
+    """How a kind is stored in ``column``: UTF-8 bytes in a binary column, else text."""
+    if isinstance(column.type, sa.LargeBinary):
+        return lambda kind: kind.encode("utf-8")
+    return lambda kind: kind
+
+
+_entity_kind = _kind_value(_schema.entities.c.kind)
+_index_kind = _kind_value(_schema.indexes.c.kind)
+KIND_PHOTO, KIND_USER, KIND_COUNTER = (_entity_kind(k) for k in ("Photo", "User", "Counter"))
+try:  # the bit of a multi-valued property in dl_entities.multi (else a 0/1 flag)
+    from datastore_lite.indexes import property_bit
+
+    MULTI_TAGS = property_bit("tags")
+except ImportError:  # pragma: no cover - older library
+    MULTI_TAGS = 1
 
 # index ids of the raw store, registered in dl_indexes under the library's definitions
 ANCESTOR_DATE, TAGS_DATE = 1, 2
@@ -102,19 +122,19 @@ def photo_rows(rec: PhotoRecord) -> tuple[EntityRow, list[IndexRow]]:
     for tag in tags:
         rows.append((IX_TAGS, tag, key))
         rows.append((TAGS_DATE, tag + dinv, key))  # Photo (tags, date desc)
-    return (key, "Photo", group, body, 1 if len(tags) > 1 else 0), rows
+    return (key, KIND_PHOTO, group, body, MULTI_TAGS if len(tags) > 1 else 0), rows
 
 
 def user_rows(name: str) -> tuple[EntityRow, list[IndexRow]]:
     key = encode_path(("User", name))
     body = encode_body({"name": name}, frozenset())
-    return (key, "User", key, body, 0), [(IX_NAME, encode_value(name), key)]
+    return (key, KIND_USER, key, body, 0), [(IX_NAME, encode_value(name), key)]
 
 
 def counter_rows(name: str, n: int) -> tuple[EntityRow, list[IndexRow]]:
     key = encode_path(("Counter", name))
     body = encode_body({"n": n}, frozenset())
-    return (key, "Counter", key, body, 0), [(IX_N, encode_value(n), key)]
+    return (key, KIND_COUNTER, key, body, 0), [(IX_N, encode_value(n), key)]
 
 
 def _schema_ddl(dialect: sa.engine.Dialect) -> list[str]:
@@ -127,7 +147,7 @@ def _schema_ddl(dialect: sa.engine.Dialect) -> list[str]:
     return out
 
 
-def _index_definitions() -> list[tuple[int, str, str, bool, str, bool]]:
+def _index_definitions() -> list[tuple[int, str, Any, bool, str, bool]]:
     """(id, definition, kind, ancestor, properties JSON, builtin) rows for dl_indexes."""
     import json
 
@@ -135,10 +155,12 @@ def _index_definitions() -> list[tuple[int, str, str, bool, str, bool]]:
     composite = parse_index_yaml(INDEX_YAML)
     for index_id, index in zip((ANCESTOR_DATE, TAGS_DATE), composite):
         props = json.dumps([[p.name, p.direction] for p in index.properties])
-        rows.append((index_id, index.definition, index.kind, index.ancestor, props, False))
-    for (kind, prop), index_id in BUILTIN.items():
+        kind = _index_kind(index.kind)
+        rows.append((index_id, index.definition, kind, index.ancestor, props, False))
+    for (kind_name, prop), index_id in BUILTIN.items():
         props = json.dumps([[prop, "asc"]])
-        rows.append((index_id, builtin_definition(kind, prop), kind, False, props, True))
+        kind = _index_kind(kind_name)
+        rows.append((index_id, builtin_definition(kind_name, prop), kind, False, props, True))
     return rows
 
 
@@ -402,7 +424,8 @@ class RawStore:
     def page(self, cursor: bytes | None, size: int = 100) -> tuple[int, bytes | None]:
         """W6: one keyset page of Photos; returns (entities, cursor or None at the end)."""
         with self._guard():
-            rows = self.execute(self.sql_page, (self.pid, "Photo", cursor or b"", size)).fetchall()
+            params = (self.pid, KIND_PHOTO, cursor or b"", size)
+            rows = self.execute(self.sql_page, params).fetchall()
         for key, body in rows:
             decode_path(bytes(key))
             decode_body(bytes(body))
@@ -451,7 +474,7 @@ class RawStore:
             if version != seen + 1:
                 raise Aborted()
             # the version check proves the body read above is still current
-            params: tuple[Any, ...] = (pid, key, "Counter", key, version, entity[3])
+            params: tuple[Any, ...] = (pid, key, KIND_COUNTER, key, version, entity[3])
             self.execute(self.sql_upsert_entity, params + ((0,) if _HAS_MULTI else ()))
             for index_id, value, k in old_rows:
                 self.execute(self.sql_delete_index, (index_id, pid, value, k))

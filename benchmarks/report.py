@@ -295,20 +295,23 @@ def _chart(rows: list[Row], path: str) -> bool:
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except Exception:
         return False
-    metrics = []
-    for row in rows:
-        if row.metric.id not in metrics and (row.ratio_raw or row.ratio_emulator):
-            metrics.append(row.metric.id)
+    charted = [r for r in rows if r.metric.raw_target or r.metric.emulator_target]
+    metrics = list(dict.fromkeys(r.metric.id for r in charted if r.ratio_raw or r.ratio_emulator))
     if not metrics:
         return False
-    backends = list(dict.fromkeys(r.backend for r in rows))
-    by_key = {(r.metric.id, r.backend): r for r in rows}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(metrics) * len(backends) / 2 + 2.5))
+    backends = list(dict.fromkeys(r.backend for r in charted))
+    by_key = {(r.metric.id, r.backend): r for r in charted}
+    panels = [("ratio_raw", "lite ÷ raw (bar: 0.5)", 0.5)]
+    if any(r.ratio_emulator for r in charted):
+        panels.append(("ratio_emulator", "lite ÷ emulator, log scale", 1.0))
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(6.5 * len(panels), 0.3 * len(metrics) * len(backends) + 2),
+        squeeze=False,
+    )
     height = 0.8 / max(1, len(backends))
-    for ax, attr, title, line in (
-        (axes[0], "ratio_raw", "lite ÷ raw (≥ 0.5)", 0.5),
-        (axes[1], "ratio_emulator", "lite ÷ emulator (log)", 1.0),
-    ):
+    for ax, (attr, title, line) in zip(axes[0], panels):
         for b, backend in enumerate(backends):
             ys, xs = [], []
             for i, metric in enumerate(metrics):
@@ -325,7 +328,7 @@ def _chart(rows: list[Row], path: str) -> bool:
         ax.set_title(title)
         if attr == "ratio_emulator":
             ax.set_xscale("log")
-    axes[0].legend(loc="lower right", fontsize="small")
+    axes[0][0].legend(loc="lower right", fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -213,13 +213,17 @@ class LocalDatastoreAPI:
         snapshot, groups read before must be unchanged (else Aborted, as the SDK fails such
         reads early) and the new reads are taken.
         """
-        for pid, items in by_pid.items():
-            self.consistency.catch_up(pid, sorted({g for *_, g in items}))
+        if not self.consistency.strong_reads:
+            for pid, items in by_pid.items():
+                self.consistency.catch_up(pid, sorted({g for *_, g in items}))
         found: dict[int, tuple[KeyRef, bytes, int]] = {}
-        with self.backend.snapshot() as r:
-            self._check_prior_reads(
-                r, state, {(pid, g) for pid, its in by_pid.items() for *_, g in its}
-            )
+        now = {(pid, g) for pid, its in by_pid.items() for *_, g in its}
+        prior = any(group not in now for group in state.groups)
+        # one lookup statement is one snapshot already; earlier reads need a shared one
+        scope = self.backend.snapshot() if prior or len(by_pid) > 1 else self.backend.read()
+        with scope as r:
+            if prior:
+                self._check_prior_reads(r, state, now)
             for pid, items in by_pid.items():
                 rows = r.lookup(
                     pid, sorted({g for *_, g in items}), sorted({k for _, _, k, _ in items})
@@ -273,6 +277,39 @@ class LocalDatastoreAPI:
         else:
             hit = consistency.read_one(pid, group, key, strong=not eventual)
         return None if hit is None else hit[1]
+
+    def get_bodies(self, keys: Sequence[KeyRef], eventual: bool = False) -> list[bytes | None]:
+        """Stored bodies of ``keys`` (None where missing), outside any transaction.
+
+        The lean form of ``lookup`` behind ``client.get_multi``: one statement per
+        partition, results aligned with the request.
+        """
+        _limits.check_lookup_count(len(keys))
+        by_pid: dict[int, list[tuple[int, bytes, bytes]]] = {}
+        out: list[bytes | None] = [None] * len(keys)
+        plainly_valid = _limits.plainly_valid
+        for position, ref in enumerate(keys):
+            if not plainly_valid(ref, False):
+                _limits.check_ids(ref.path)  # the official client's ValueError comes first
+                _limits.check_key(ref, write=False)
+            pid = self.backend.partition_id(ref.project, ref.database, ref.namespace, False)
+            if pid >= 0:
+                key, group = encode_key_group(ref.path)
+                by_pid.setdefault(pid, []).append((position, key, group))
+        for pid, items in by_pid.items():
+            keys_b = sorted({k for _, k, _ in items})
+            if self.consistency.strong_reads:
+                with self.backend.read() as r:
+                    found = r.read_entities(pid, keys_b)
+            else:
+                found = self.consistency.read_groups(
+                    pid, sorted({g for *_, g in items}), keys_b, strong=not eventual
+                ).bodies
+            for position, key, _group in items:
+                hit = found.get(key)
+                if hit is not None:
+                    out[position] = hit[1]
+        return out
 
     def _lookup_one(self, ref: KeyRef, eventual: bool) -> LookupResult:
         """``lookup`` of one key outside a transaction: the path of ``client.get``."""

@@ -175,15 +175,18 @@ def _write_partition(
     """Step 4 for one partition, inside the commit's database transaction."""
     pid = part.pid
     all_groups = sorted(part.write_groups | part.read_groups.keys())
-    states = w.lock_groups(pid, all_groups)
+    throttle = api.throttle
+    # a strong, unthrottled write bumps its groups' versions in the locking statement
+    bumped = part.write_groups if throttle is None and api.consistency.is_strong else set()
+    states = w.lock_groups(pid, all_groups, bumped)
     # DESIGN.md §8: any group the transaction read (or writes) that moved since its
     # snapshot fails the whole commit, before anything is written.
     for group, seen_version in part.read_groups.items():
         if states[group][0] != seen_version:
             raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
     now = api.clock()
-    throttle = api.throttle
     write_groups = sorted(part.write_groups)
+    lagging: set[bytes] = set()
     for group in write_groups:
         version, applied, tokens, tokens_at = states[group]
         if throttle is not None:
@@ -192,6 +195,7 @@ def _write_partition(
         if applied < version:
             # SEMANTICS.md §5.1: a write to a group first applies its pending writes
             api.consistency.roll_forward_locked(w, pid, group)
+            lagging.add(group)
 
     old = w.read_entities(pid, sorted({p.key for p in part.items}))
     final = _resolve(part.items, old)
@@ -218,7 +222,12 @@ def _write_partition(
     for group, muts in pending.items():
         api.consistency.record_pending(w, pid, group, new_state[group][0], muts, deferred[group])
     apply_writes(api, w, pid, to_apply, old)
-    w.update_groups(pid, [(g, *new_state[g]) for g in write_groups])
+    if bumped:
+        # versions were bumped while locking; only groups rolled forward still need their
+        # applied version set
+        w.update_groups(pid, [(g, *new_state[g]) for g in write_groups if g in lagging])
+    else:
+        w.update_groups(pid, [(g, *new_state[g]) for g in write_groups])
     return {(pid, group): state[0] for group, state in new_state.items()}
 
 

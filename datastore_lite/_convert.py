@@ -30,11 +30,7 @@ __all__ = [
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 
 
-def check_ids(flat_path: tuple[Any, ...]) -> None:
-    """Key ids are int64: the official client fails client-side, as protobuf does."""
-    for ident in flat_path[1::2]:
-        if type(ident) is int and not _INT64_MIN <= ident <= _INT64_MAX:
-            raise ValueError(f"Value out of range: {ident}")
+from ._limits import check_ids  # noqa: E402  (re-exported for the public layer)
 
 
 def key_to_ref(key: Key) -> KeyRef:

@@ -691,7 +691,8 @@ def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:
         runner = _Branch(api, plan, live[0], None, 1, False)
         spec = runner.spec()
         with api.backend.read() as r:
-            return r.count(spec, up_to)
+            # an entity repeats in a scan only over a multi-valued scanned property
+            return r.count(spec, up_to, distinct=live[0].multi_bits != 0)
     total = 0
     for _row in iterate(api, plan, None, 500, True):
         total += 1

@@ -76,7 +76,14 @@ def check_partition(project: str, database: str, namespace: str, write: bool = T
         raise _invalid(f'Illegal string "{database}" in database id.')
 
 
-def _plainly_valid(key: KeyRef, write: bool) -> bool:
+def check_ids(flat_path: tuple[Any, ...]) -> None:
+    """Key ids are int64: the official client fails client-side, as protobuf does."""
+    for ident in flat_path[1::2]:
+        if type(ident) is int and not INT64_MIN <= ident <= INT64_MAX:
+            raise ValueError(f"Value out of range: {ident}")
+
+
+def plainly_valid(key: KeyRef, write: bool) -> bool:
     """Cheap test that passes the overwhelmingly common valid key (hot path of reads)."""
     path = key.path
     n = len(path)
@@ -107,7 +114,7 @@ def check_key(key: KeyRef, *, write: bool, allow_partial: bool = False) -> None:
         write: Reserved kinds and names may be read but never written.
         allow_partial: Whether the last element may lack an id or name (inserts).
     """
-    if _plainly_valid(key, write):
+    if plainly_valid(key, write):
         return
     check_partition(key.project, key.database, key.namespace, write)
     path = key.path

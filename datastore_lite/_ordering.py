@@ -102,32 +102,43 @@ def _double(value: float) -> bytes:
 
 def encode_path(path: tuple[Any, ...]) -> bytes:
     """Encode a complete flat path ``(kind, id_or_name, ...)`` as a stored key."""
-    out = []
-    for i in range(0, len(path), 2):
-        out.append(_esc(path[i].encode("utf-8")))
-        ident = path[i + 1]
-        if type(ident) is str:
-            out.append(_NAME + _esc(ident.encode("utf-8")))
-        else:
-            out.append(_ID + _int64(ident))
-    return b"".join(out)
+    return encode_key_group(path)[0]
+
+
+_KIND_CACHE: dict[str, bytes] = {}
+
+
+def _kind_bytes(kind: str) -> bytes:
+    """A kind's escaped, terminated encoding (kinds are few: cached)."""
+    encoded = _KIND_CACHE.get(kind)
+    if encoded is None:
+        encoded = _esc(kind.encode("utf-8"))
+        if len(_KIND_CACHE) < 4096:
+            _KIND_CACHE[kind] = encoded
+    return encoded
+
+
+def _ident_bytes(ident: Any) -> bytes:
+    if type(ident) is str:
+        name = ident.encode("utf-8")
+        if b"\x00" in name:
+            name = name.replace(b"\x00", b"\x00\xff")
+        return _NAME + name + _TERM
+    return _ID + _pack_q(ident + _SIGN)
 
 
 def encode_key_group(path: tuple[Any, ...]) -> tuple[bytes, bytes]:
-    """A stored key and its entity group's key (the root element), encoded once."""
-    kind = path[0]
-    ident = path[1]
-    if type(kind) is str and kind.isascii() and "\x00" not in kind:
-        root = kind.encode() + _TERM
-    else:
-        root = _esc(kind.encode("utf-8"))
-    if type(ident) is str:
-        root += _NAME + _esc(ident.encode("utf-8"))
-    else:
-        root += _ID + _pack_q(ident + _SIGN)
+    """A stored key and its entity group's key (the root element), encoded in one pass."""
+    root = _kind_bytes(path[0]) + _ident_bytes(path[1])
     if len(path) == 2:
         return root, root
-    return root + encode_path(path[2:]), root
+    if len(path) == 4:
+        return root + _kind_bytes(path[2]) + _ident_bytes(path[3]), root
+    rest = [root]
+    for i in range(2, len(path), 2):
+        rest.append(_kind_bytes(path[i]))
+        rest.append(_ident_bytes(path[i + 1]))
+    return b"".join(rest), root
 
 
 def encode_path_value(path: tuple[Any, ...]) -> bytes:

@@ -148,8 +148,19 @@ class Branch:
             from .indexes import property_bit
 
             mask = 0
-            if self.source not in ("entities", "merge"):
-                for name, _inverted in self.layout:
+            interval = self.interval
+            fixed_value = (
+                interval is not None
+                and interval.lo is not None
+                and interval.lo == interval.hi
+                and interval.lo_incl
+            )
+            if self.source == "builtin" and not fixed_value:
+                mask = property_bit(self.layout[0][0])
+            elif self.source == "composite":
+                # components fixed by the equality prefix cannot repeat an entity; only
+                # the scanned ones (one entry per element combination) can
+                for name, _inverted in self.layout[self.n_prefix :]:
                     if name != KEY:
                         mask |= property_bit(name)
             self._bits = mask

@@ -25,6 +25,7 @@ from ._consistency import Eventual, Policy, Strong, parse_policy
 from ._convert import body_to_entity, check_ids, key_to_ref, ref_to_key
 from ._profiles import get_profile
 from ._throttle import GroupWriteLimit
+from ._values import KeyRef
 from .backends import open_backend
 from .batch import Batch
 from .entity import Entity
@@ -383,6 +384,24 @@ class Client:
         for key in keys:
             if not isinstance(key, Key):
                 raise ValueError(f"get_multi expects Key objects, got {type(key).__name__}")
+        if txn_id is None:
+            # outside a transaction: bodies by key, one statement per partition
+            bodies = self._datastore_api.get_bodies(
+                [
+                    KeyRef(k._project, k._database or "", k._namespace or "", k._flat_path)
+                    for k in keys
+                ],
+                eventual,
+            )
+            entities = []
+            trusted = Key._from_trusted
+            for k, body in zip(keys, bodies):
+                key = trusted(k._flat_path, k._project, k._namespace or None, k._database or None)
+                if body is not None:
+                    entities.append(body_to_entity(key, body))
+                elif missing is not None:
+                    missing.append(Entity(key))
+            return entities
         refs = [key_to_ref(k) for k in keys]
         result = self._datastore_api.lookup(refs, transaction=txn_id, eventual=eventual)
         found = result.found
@@ -501,14 +520,15 @@ class Client:
 
         ``fn`` is re-run from scratch after an :class:`~datastore_lite.exceptions.Aborted`
         commit, up to ``retries`` more times, with exponential backoff and jitter
-        (100 ms doubling, as the App Engine SDK did). Returns ``fn``'s result.
+        (10 ms doubling to at most 5 s; the App Engine SDK started at 100 ms, which left
+        contended groups idle). Returns ``fn``'s result.
 
         Raises:
             Aborted: Still contended after the last retry.
         """
         if retries < 0:
             raise ValueError(f"retries must be >= 0, not {retries!r}")
-        delay = 0.1
+        delay = 0.01
         attempt = 0
         sleep = self._datastore_api.sleep
         while True:

@@ -10,7 +10,8 @@ arbitrary value from ``tests/strategies.py``. Entities and queries are drawn as 
 Generated queries respect the rules the team fixed, so every one of them is valid:
 
 * under the legacy profile at most one inequality property, and an explicit order starts
-  with it; several inequality properties only under ``profile="firestore"``;
+  with it; several inequality properties only under ``profile="firestore"``, and then no
+  explicit ``__key__`` order (which index serves that is not settled);
 * a property is filtered either by equalities (``=``/``IN``) or by ranges
   (``< <= > >= != NOT_IN``), never both; ``Or`` composites either combine equalities, or
   ranges on one property that no other filter touches;
@@ -418,7 +419,8 @@ def query_specs(draw: st.DrawFn, profile: str | None = None, modern: bool = True
             eq_role.add(prop)
             children.append(_cond(draw, prop, draw(st.sampled_from(["=", "IN"]))))
         filters_list.append(ref.Or(tuple(children)))
-    if KEY not in ineq and draw(st.integers(0, 5)) == 0:
+    if KEY not in ineq and len(ineq) < 2 and draw(st.integers(0, 5)) == 0:
+        # (__key__ = with several inequalities: index rule not settled, see test_indexes)
         filters_list.append(_cond(draw, KEY, "="))
     filters_list = draw(st.permutations(filters_list))
     # "subject to disjunction limits" (§4.2): at most 30 sub-queries in normal form
@@ -429,6 +431,10 @@ def query_specs(draw: st.DrawFn, profile: str | None = None, modern: bool = True
     order_props = draw(st.lists(st.sampled_from(order_pool), max_size=2, unique=True))
     if profile == "legacy" and ineq and order_props:
         order_props = [ineq[0]] + [p for p in order_props if p != ineq[0]][:1]
+    if profile == "firestore" and [p for p in ineq if p != KEY]:
+        # An explicit __key__ order with inequalities on other properties leaves the
+        # recommended index open (tests/behaviour/test_indexes.py pins the results).
+        order_props = [p for p in order_props if p != KEY]
     order = tuple(("-" if draw(st.booleans()) else "") + p for p in order_props)
 
     projection: tuple[str, ...] = ()
@@ -481,5 +487,3 @@ def describe(example: Example) -> str:
     lines.append(f"query: {example.query}")
     lines.append(f"pages: {example.page_sizes}")
     return "\n".join(lines)
-
-

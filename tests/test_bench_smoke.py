@@ -115,11 +115,14 @@ def test_raw_rows_are_the_library_rows(tmp_path: Path) -> None:
 
     def dump(path: Path) -> list[set[tuple[object, ...]]]:
         conn = sqlite3.connect(path)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(dl_entities)")}
+        multi = ", multi" if "multi" in columns else ""
         try:
             return [
                 set(
                     conn.execute(
-                        "SELECT partition, key, kind, group_key, version, body FROM dl_entities"
+                        f"SELECT partition, key, kind, group_key, version, body{multi} "
+                        "FROM dl_entities"
                     )
                 ),
                 set(

@@ -18,7 +18,7 @@ import re
 import secrets
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
@@ -734,11 +734,13 @@ class Txn:
     # -- writes ------------------------------------------------------------------------------
 
     def lock_groups(
-        self, pid: int, group_keys: Sequence[bytes]
+        self, pid: int, group_keys: Sequence[bytes], bump: Collection[bytes] = ()
     ) -> dict[bytes, tuple[int, int, float | None, float | None]]:
         """Lock (creating when absent) the groups, in the given order; return their state.
 
-        Returns ``{group_key: (version, applied, tokens, tokens_at)}``. Callers pass the
+        Returns ``{group_key: (version, applied, tokens, tokens_at)}`` as they were before
+        this statement. Groups in ``bump`` also get version and applied raised by one in
+        the same statement (a plain strong write needs no second one). Callers pass the
         groups sorted, so every writer locks in one fixed order and none can deadlock.
         One upsert statement: ``ON CONFLICT DO UPDATE`` takes the row lock on PostgreSQL.
         """
@@ -751,23 +753,32 @@ class Txn:
                     {
                         "partition": sa.bindparam("pid"),
                         "group_key": sa.bindparam(f"gk_{i}"),
-                        "version": 0,
-                        "applied": 0,
+                        "version": sa.bindparam(f"b_{i}"),
+                        "applied": sa.bindparam(f"b_{i}"),
                     }
                     for i in range(n)
                 ]
             )
             return ins.on_conflict_do_update(
                 index_elements=[g.c.partition, g.c.group_key],
-                set_={"version": ins.excluded.version + g.c.version},
+                set_={
+                    "version": ins.excluded.version + g.c.version,
+                    "applied": ins.excluded.applied + g.c.applied,
+                },
             ).returning(g.c.group_key, g.c.version, g.c.applied, g.c.tokens, g.c.tokens_at)
 
         stmt = self.b.compiled("lock_groups", build, n=n)
         params: dict[str, Any] = {"pid": pid}
         for i, gk in enumerate(group_keys):
             params[f"gk_{i}"] = gk
+            params[f"b_{i}"] = 1 if gk in bump else 0
         rows = self.fetchall(stmt, params)
-        return {bytes(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+        out = {}
+        for r in rows:
+            key = bytes(r[0])
+            step = 1 if key in bump else 0
+            out[key] = (r[1] - step, r[2] - step, r[3], r[4])
+        return out
 
     def update_groups(
         self, pid: int, rows: Sequence[tuple[bytes, int, int, float | None, float | None]]
@@ -1122,17 +1133,23 @@ class Txn:
         # drivers return bytes for BLOB/bytea; rows go out as they come
         return self.cur.fetchall()  # type: ignore[no-any-return]
 
-    def count(self, spec: ScanSpec, up_to: int | None) -> int:
-        """How many distinct keys a scan would return (stopping at ``up_to``)."""
+    def count(self, spec: ScanSpec, up_to: int | None, distinct: bool = True) -> int:
+        """How many keys a scan would return (stopping at ``up_to``).
+
+        ``distinct`` counts an entity once even if it has several entries in the range
+        (multi-valued properties); without it the entries are counted directly.
+        """
 
         def build() -> Any:
-            inner = _build_scan(spec, count=True)
+            inner = _build_scan(spec, count=True, distinct=distinct)
             if up_to is not None:
                 inner = inner.limit(sa.bindparam("upto"))
+            elif not distinct:
+                return sa.select(sa.func.count()).select_from(inner.subquery())
             sub = inner.subquery()
             return sa.select(sa.func.count()).select_from(sub)
 
-        stmt = self.b.compiled("count", build, shape=(spec.shape(), up_to is None))
+        stmt = self.b.compiled("count", build, shape=(spec.shape(), up_to is None, distinct))
         params: dict[str, Any] = {"pid": spec.pid}
         if up_to is not None:
             params["upto"] = up_to
@@ -1266,7 +1283,7 @@ def _bound(column: Any, name: str, lower: bool, inclusive: bool) -> Any:
     return column <= param if inclusive else column < param
 
 
-def _build_scan(spec: ScanSpec, count: bool = False) -> Any:
+def _build_scan(spec: ScanSpec, count: bool = False, distinct: bool = True) -> Any:
     e = S.entities
     if spec.table == "entities":
         conds = [e.c.partition == sa.bindparam("pid")]
@@ -1277,7 +1294,10 @@ def _build_scan(spec: ScanSpec, count: bool = False) -> Any:
         source: Any = e
     else:
         x = S.index_entries.alias("x")
-        source = x.join(e, sa.and_(e.c.partition == x.c.partition, e.c.key == x.c.key))
+        # counting needs only the index: every entry belongs to a stored entity
+        source = (
+            x if count else x.join(e, sa.and_(e.c.partition == x.c.partition, e.c.key == x.c.key))
+        )
         for i in range(len(spec.joins)):
             j = S.index_entries.alias(f"j{i}")
             source = source.join(
@@ -1322,7 +1342,8 @@ def _build_scan(spec: ScanSpec, count: bool = False) -> Any:
                     > sa.tuple_(sa.bindparam("av"), sa.bindparam("ak"))
                 )
     if count:
-        return sa.select(key_col).select_from(source).where(*conds).distinct()
+        stmt = sa.select(key_col).select_from(source).where(*conds)
+        return stmt.distinct() if distinct else stmt
     body_col = e.c.body if spec.body else sa.null()
     stmt = sa.select(value_col, key_col, body_col, e.c.multi).select_from(source).where(*conds)
     if spec.table == "entities":

@@ -247,3 +247,14 @@ def test_s4_7_unindexed_values_are_not_counted_by_property_filters(agg_client: C
     q = agg_client.query(kind="T")
     q.add_filter(filter=PropertyFilter("n", "=", 5))
     assert value(agg_client.aggregation_query(q).count()) == 1
+
+
+def test_s4_7_count_of_an_or_with_a_key_equality(agg_client: Client) -> None:
+    from datastore_lite.query import Or
+
+    put(agg_client, 2, y=None)
+    put(agg_client, 3, x=None)
+    q = agg_client.query(kind="T")
+    q.add_filter(filter=Or([PropertyFilter("x", "=", None), PropertyFilter("y", "=", None)]))
+    q.add_filter(filter=PropertyFilter("__key__", "=", agg_client.key("T", 2)))
+    assert value(agg_client.aggregation_query(q).count()) == 1

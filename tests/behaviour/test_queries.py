@@ -691,6 +691,25 @@ def test_s4_2_or_returns_the_union_once_in_key_order(client: Client) -> None:
     assert run(client, filters=[flt]) == [1, 2, 3]
 
 
+def test_s4_2_or_combined_with_a_key_equality(client: Client) -> None:
+    put(client, "T", 2, y=None)
+    put(client, "T", 3, x=None)
+    flt = Or([PropertyFilter("x", "=", None), PropertyFilter("y", "=", None)])
+    assert run(client, filters=[flt, ("__key__", "=", client.key("T", 2))]) == [2]
+    assert run(client, filters=[flt, ("__key__", "=", client.key("T", 3))]) == [3]
+    assert run(client, filters=[flt, ("__key__", "=", client.key("T", 4))]) == []
+
+
+def test_s4_2_filter_on_a_property_no_entity_of_the_kind_has(client: Client) -> None:
+    """Never an error: a property nobody wrote simply matches nothing."""
+    put(client, "T", 1, y=2)
+    assert run(client, filters=[("x", "=", 1)]) == []
+    assert run(client, filters=[("x", "IN", [1, 2])]) == []
+    flt = Or([PropertyFilter("x", "=", 1), PropertyFilter("y", "=", 2)])
+    assert run(client, filters=[flt]) == [1]
+    assert run(client, order=["x"]) == []
+
+
 def test_s4_2_nested_and_inside_or(client: Client) -> None:
     for ident, (x, y) in enumerate([(1, "a"), (1, "b"), (2, "a"), (3, "c")], start=1):
         put(client, "T", ident, x=x, y=y)
@@ -823,6 +842,29 @@ def test_s4_3_sort_on_an_equality_property_is_ignored(client: Client) -> None:
     for ident, value in [(3, [1, 9]), (1, [1, 2]), (2, [1, 5])]:
         put(client, "T", ident, x=value)
     assert run(client, filters=[("x", "=", 1)], order=["-x"]) == [1, 2, 3]
+
+
+def test_s4_3_key_equality_drops_the_orders(client: Client) -> None:
+    """SDK ``Normalize`` drops every order under ``__key__ =``, so the orders require
+    nothing (emulator: ``__key__ = k ORDER BY x`` returns k although k has no x)."""
+    put(client, "T", 1, y=1)
+    put(client, "T", 2, x=1)
+    assert run(client, filters=[("__key__", "=", client.key("T", 1))], order=["x"]) == [1]
+    q = query(client, filters=[("__key__", "=", client.key("T", 1))], order=["-x", "y"])
+    q.keys_only()
+    assert ids(q) == [1]
+
+
+def test_s4_3_keys_only_with_a_key_equality(client: Client) -> None:
+    """keys_only is not a projection of a filtered property."""
+    put(client, "T", 1, y=1)
+    put(client, "T", 2, y=1)
+    q = query(client, filters=[("__key__", "=", client.key("T", 2))])
+    q.keys_only()
+    assert ids(q) == [2]
+    q = query(client, None, filters=[("__key__", "=", client.key("T", 2))])
+    q.keys_only()
+    assert ids(q) == [2]
 
 
 def test_s4_3_no_order_means_key_order(client: Client) -> None:

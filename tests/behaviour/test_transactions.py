@@ -962,10 +962,10 @@ def test_run_in_transaction_retries_aborted_from_scratch(
     # each attempt re-read the value the previous outside write left
     assert seen == [0, 100, 200]
     assert value_of(client, key, "n") == 201
-    # backoff between attempts: 100 ms doubling, with jitter of x0.5 .. x1.5
+    # backoff between attempts: 10 ms doubling, with jitter of x0.5 .. x1.5
     assert len(clock.sleeps) == 2
-    assert 0.05 <= clock.sleeps[0] <= 0.15
-    assert 0.1 <= clock.sleeps[1] <= 0.3
+    assert 0.005 <= clock.sleeps[0] <= 0.015
+    assert 0.01 <= clock.sleeps[1] <= 0.03
 
 
 def test_run_in_transaction_gives_up_after_retries(make_client: Callable[..., Client]) -> None:

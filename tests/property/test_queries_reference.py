@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 
@@ -39,11 +41,19 @@ _MARKER = "recommended index is:\n"
 
 
 class ClientPool:
-    """Clients by (profile, composite indexes); every example gets a fresh namespace."""
+    """Clients by (profile, composite indexes); every example gets a fresh namespace.
 
-    def __init__(self, make_client: Callable[..., Client], directory: Path) -> None:
+    Each index set gets its own store (its own SQLite file or PostgreSQL schema): indexes
+    registered by one client stay serving in its store (until ``indexes vacuum``), so a
+    client without composite indexes must not share a store with one that has them.
+    """
+
+    def __init__(
+        self, make_client: Callable[..., Client], directory: Path, new_url: Callable[[], str]
+    ) -> None:
         self.make_client = make_client
         self.directory = directory
+        self.new_url = new_url
         self.clients: dict[tuple[str, tuple[str, ...]], Client] = {}
         self.namespaces = itertools.count()
 
@@ -58,15 +68,47 @@ class ClientPool:
                 index_yaml = str(path)
             else:
                 index_yaml = os.devnull
-            client = self.make_client(profile=profile, index_yaml=index_yaml)
+            client = self.make_client(profile=profile, index_yaml=index_yaml, url=self.new_url())
             self.clients[key] = client
         client.namespace = f"ns{next(self.namespaces)}"
         return client
 
 
 @pytest.fixture
-def pool(make_client: Callable[..., Client], tmp_path: Path) -> ClientPool:
-    return ClientPool(make_client, tmp_path)
+def pool(
+    request: pytest.FixtureRequest,
+    make_client: Callable[..., Client],
+    backend_url: str,
+    tmp_path: Path,
+) -> Iterator[ClientPool]:
+    """A pool whose stores are on the backend under test, one store per index set."""
+    schemas: list[str] = []
+    counter = itertools.count()
+    base: str | None = None
+    if backend_url.startswith("postgresql"):
+        base = request.getfixturevalue("pg_database")
+
+    def new_url() -> str:
+        n = next(counter)
+        if backend_url.startswith("sqlite:///"):
+            return f"sqlite:///{tmp_path}/pool_{n}.db"
+        if base is None:
+            return backend_url  # sqlite:// (memory): every client is its own store already
+        schema = f"q_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        url = base.replace("postgresql://", "postgresql+psycopg://", 1)
+        return f"{url}?options=-csearch_path%3D{schema}"
+
+    pool = ClientPool(make_client, tmp_path, new_url)
+    yield pool
+    if base is not None and schemas:
+        for client in pool.clients.values():  # release their connections before dropping
+            client.close()
+        with psycopg.connect(base, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def _recommended(exc: FailedPrecondition) -> str:
