@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import exceptions
 from ._api import LocalDatastoreAPI
 from ._consistency import Eventual, Policy, Strong, parse_policy
-from ._convert import body_to_entity, check_ids, key_to_ref, ref_to_key
+from ._convert import body_to_entity, key_to_ref, ref_to_key
+from ._limits import check_ids
 from ._profiles import get_profile
 from ._throttle import GroupWriteLimit
 from ._values import KeyRef

@@ -402,12 +402,12 @@ class ConsistencyModel(RuleBasedStateMachine):
         ]
         possible = {sum(combo) for combo in itertools.product(*choices)}
         assert result.value in possible, f"count {result.value} not in {sorted(possible)}"
-        for g, w in zip(GROUPS, wanted):
+        for g, prefix in zip(GROUPS, wanted):
             model = self.groups[g]
             # the count groomed every group: where the outcome is not certain, forget it
-            model.known = w
-            if w is not None:
-                model.floor = w
+            model.known = prefix
+            if prefix is not None:
+                model.floor = prefix
 
     def eventual_get(self, chosen: list[Path]) -> None:
         if len(chosen) == 1:
@@ -505,7 +505,7 @@ def _in(rows: Rows, g: Path) -> Rows:
 def run_model(pool: ClientPool, examples: int) -> None:
     try:
         run_state_machine_as_test(
-            lambda: ConsistencyModel(pool),  # type: ignore[arg-type,return-value]
+            lambda: ConsistencyModel(pool),  # type: ignore[arg-type]
             settings=settings(
                 max_examples=examples,
                 stateful_step_count=30,
