@@ -13,6 +13,8 @@ from .client import Client
 from .entity import Entity
 from .helpers import GeoPoint
 from .key import Key
+from .query import Query
+from .query_profile import ExplainOptions
 from .version import __version__
 
 __all__ = [
@@ -21,9 +23,11 @@ __all__ = [
     "Client",
     "Entity",
     "Eventual",
+    "ExplainOptions",
     "GeoPoint",
     "GroupWriteLimit",
     "Key",
+    "Query",
     "Strong",
     "Transaction",
 ]

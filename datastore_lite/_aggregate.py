@@ -26,7 +26,7 @@ def aggregate(
     limit: int | None,
 ) -> dict[str, Any]:
     """Return ``{alias: value}``: a count is an int, a sum int or float, an avg float/None."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {alias: None for _kind, alias, _prop in aggregations}  # request order
     numeric = [a for a in aggregations if a[0] != "count"]
     for kind, alias, _prop in aggregations:
         if kind == "count":

@@ -1225,7 +1225,7 @@ def test_demo_falls_back_to_a_stub_without_the_module(
     [
         ("mysql://user:secret@host/db", "unsupported database URL 'mysql://user:***@host/db'"),
         ("sqlite:////nonexistent/dir/x.db", "cannot open the datastore_lite database"),
-        ("sqlite:/x", "cannot open the database at sqlite:/x"),
+        ("sqlite:/x", "invalid database URL 'sqlite:/x'"),
         ("postgresql://u:secret@127.0.0.1:notaport/db", "cannot open the database at"),
         ("postgresql://postgres:secret@127.0.0.1:1/test", "PostgreSQL unavailable"),
     ],
@@ -1463,34 +1463,17 @@ def test_docs_cli_examples_parse() -> None:
 # -- bugs found in other modules -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sqlalchemy.exc.ArgumentError escapes Client(url='sqlite:/x') "
-    "(STYLE.md §8 rule 7: no sqlalchemy.exc escapes the package)",
-)
 def test_bug_malformed_url_raises_a_package_error() -> None:
     with pytest.raises((ValueError, exceptions.DatastoreLiteError)):
         Client(url="sqlite:/x")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: open_backend's 'unsupported database URL' ValueError repeats the URL "
-    "with its password (SQLBackend hides it with render_as_string(hide_password=True))",
-)
 def test_bug_unsupported_url_error_hides_the_password() -> None:
     with pytest.raises(ValueError) as info:
         Client(url="mysql://user:secret@host/db")
     assert "secret" not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a running client never uses an index built by another process "
-    "(`datastore-lite indexes build`): LocalDatastoreAPI._plan raises FailedPrecondition "
-    "from its cached registry without checking the index generation (it is only "
-    "reloaded inside commits)",
-)
 def test_bug_running_client_sees_an_index_built_elsewhere(
     run: Run, clients: Callable[..., Client], shared_url: str, tmp_path: Path
 ) -> None:

@@ -405,12 +405,6 @@ def test_offset_after_cursor_in_a_transaction(seeded: Client) -> None:
             list(query.fetch(eventual=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: end_cursor excludes the entity the cursor was taken after: "
-    "_executor.execute stops at row.position() >= stop (should be >); the emulator returns "
-    "[C/11, C/1, C/2] for LIMIT @c with the cursor after C/2",
-)
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -425,12 +419,6 @@ def test_end_cursor_positions(
     assert ids(gql(seeded, text, c=cursor_after_three).fetch()) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Query.fetch(end_cursor=token) stops one result early (same cause as "
-    "test_end_cursor_positions); the official client on the emulator returns the 3 results "
-    "the token was taken after",
-)
 def test_end_cursor_with_the_query_api(seeded: Client) -> None:
     query = seeded.query(kind="C", order=["n"])
     first = query.fetch(limit=3)
@@ -512,21 +500,11 @@ def test_keys_only_with_key_equality(seeded: Client) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: projection ['__key__', 'n'] raises 'projection and keys_only cannot both be "
-    "set'; the emulator returns projection results with n for every C",
-)
 def test_projection_of_key_and_a_property(seeded: Client) -> None:
     result = rows(gql(seeded, "SELECT __key__, n FROM C WHERE n > 8").fetch())
     assert result == [(("C", 9), {"n": 9}), (("C", 10), {"n": 10})]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: distinct_on ['__key__'] returns only the first entity; the emulator rejects it: "
-    "'group by is not supported for the property: __key__'",
-)
 def test_distinct_on_key_is_rejected(seeded: Client) -> None:
     with pytest.raises(InvalidArgument, match="group by is not supported"):
         list(gql(seeded, "SELECT DISTINCT __key__ FROM C").fetch())
