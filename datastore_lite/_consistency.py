@@ -135,8 +135,14 @@ class ConsistencyController:
         self.rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self.frozen = False
-        # the Strong policy never defers, so plain reads need not look for pending writes
+        # the Strong policy never defers, so plain reads need not look for pending writes,
+        # unless another client on the database deferred some (note_pending_seen)
         self.strong_reads = isinstance(policy, Strong)
+        self._marked_pending = False
+
+    def note_pending_seen(self) -> None:
+        """Some client deferred writes on this database: a strong client must apply them."""
+        self.strong_reads = False
 
     @property
     def is_strong(self) -> bool:
@@ -180,6 +186,9 @@ class ConsistencyController:
         """Store a group's committed-but-invisible writes."""
         blob = msgpack.packb([list(m) for m in mutations], use_bin_type=True)
         w.insert_pending(pid, group, version, due, blob)
+        if not self._marked_pending:
+            w.mark_pending_seen()
+            self._marked_pending = True
 
     # -- applying ----------------------------------------------------------------------------
 
@@ -283,7 +292,13 @@ class ConsistencyController:
 
     def groom(self, pid: int | None = None, groups: Sequence[bytes] | None = None) -> None:
         """Apply the pending writes that are due (before a global query or an eventual read)."""
-        if self.frozen or isinstance(self.policy, Strong):
+        if isinstance(self.policy, Strong):
+            if not self.strong_reads:
+                # a strong client on a database where others defer writes: everything
+                # committed must be visible to its global queries
+                self.apply_all()
+            return
+        if self.frozen:
             return
         now = self.api.clock()
         with self.api.backend.read() as r:

@@ -179,7 +179,7 @@ class Query:
                 self.add_filter(filter=item)
             else:
                 name, operator, value = item
-                self._add_positional(name, operator, value, warn=False)
+                self._add_positional(name, operator, value, warn=True)
         self._projection = _ensure_tuple_or_list("projection", projection)
         self._order = _ensure_tuple_or_list("order", order)
         self._distinct_on = _ensure_tuple_or_list("distinct_on", distinct_on)

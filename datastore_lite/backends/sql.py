@@ -297,6 +297,9 @@ class SQLBackend:
                 "schema_version": str(S.SCHEMA_VERSION),
                 "secret": secrets.token_hex(32),
                 "index_generation": "0",
+                # "1" once any client deferred a write (eventual consistency): from then on
+                # strong clients must look for pending writes too
+                "pending_seen": "0",
             }
             for key, value in defaults.items():
                 if key not in rows:
@@ -628,6 +631,27 @@ class Txn:
 
         row = self.fetchone(self.b.compiled(f"meta_generation_{lock}", build), {})
         return int(row[0]) if row else 0
+
+    def meta_values(self) -> dict[str, str]:
+        """The small mutable settings: index generation and whether writes were deferred."""
+        m = S.meta
+        stmt = self.b.compiled(
+            "meta_values",
+            lambda: sa.select(m.c.name, m.c.value).where(
+                sa.or_(m.c.name == "index_generation", m.c.name == "pending_seen")
+            ),
+        )
+        return {str(name): str(value) for name, value in self.fetchall(stmt, {})}
+
+    def mark_pending_seen(self) -> None:
+        m = S.meta
+        stmt = self.b.compiled(
+            "meta_pending_seen",
+            lambda: (
+                m.update().where(m.c.name == "pending_seen", m.c.value != "1").values(value="1")
+            ),
+        )
+        self.run(stmt, {})
 
     def bump_index_generation(self) -> None:
         m = S.meta
