@@ -110,7 +110,9 @@ class Config:
             emulator_budget=5.0,
             emulator=False,
             isolate=False,
-            mp_start="fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn",
+            mp_start="forkserver"
+            if "forkserver" in multiprocessing.get_all_start_methods()
+            else "spawn",
             chart=False,
         )
         return replace(tiny, **overrides)

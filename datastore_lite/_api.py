@@ -55,6 +55,9 @@ class TxnState:
     # (partition id, group key) -> group version at the transaction's first read of it
     groups: dict[tuple[int, bytes], int] = field(default_factory=dict)
     written_groups: set[tuple[int, bytes]] = field(default_factory=set)
+    # (partition id, key) -> (entity version, body) or None, as the transaction read them:
+    # the commit reuses them (their groups are checked unchanged) instead of reading again
+    bodies: dict[tuple[int, bytes], tuple[int, bytes] | None] = field(default_factory=dict)
 
 
 class LocalDatastoreAPI:
@@ -241,6 +244,7 @@ class LocalDatastoreAPI:
                 for position, ref, key, group in items:
                     self._snapshot(state, pid, group, versions.get(group, 0))
                     hit = bodies.get(key)
+                    state.bodies[(pid, key)] = hit
                     if hit is None:
                         result.missing.append(ref)
                     else:

@@ -66,6 +66,7 @@ class _PartitionWork:
     items: list[_Prepared] = field(default_factory=list)
     write_groups: set[bytes] = field(default_factory=set)
     read_groups: dict[bytes, int] = field(default_factory=dict)
+    known: dict[bytes, tuple[int, bytes] | None] = field(default_factory=dict)
 
 
 def validate(mutations: Sequence[Mutation], transactional: bool) -> None:
@@ -110,6 +111,7 @@ def commit(
             w.bump_counter("scattered", scattered_floor)
         for pid in sorted(work):
             versions.update(_write_partition(api, w, work[pid]))
+    api.backend.note_writes(len(prepared))
     results = []
     for p, ref in zip(prepared, refs):
         results.append(MutationResult(ref, versions[(api.pid_of(ref), p.group)]))
@@ -166,6 +168,9 @@ def _prepare(
             if part is None:
                 part = work[pid] = _PartitionWork(pid)
             part.read_groups[group] = version
+        for (pid, key), hit in txn.bodies.items():
+            if pid in work:
+                work[pid].known[key] = hit
     return work, prepared
 
 
@@ -197,7 +202,14 @@ def _write_partition(
             api.consistency.roll_forward_locked(w, pid, group)
             lagging.add(group)
 
-    old = w.read_entities(pid, sorted({p.key for p in part.items}))
+    # bodies the transaction read are current: their groups were just checked unchanged
+    keys = {p.key for p in part.items}
+    unknown = sorted(k for k in keys if k not in part.known)
+    old = w.read_entities(pid, unknown) if unknown else {}
+    for key in keys - set(unknown):
+        hit = part.known[key]
+        if hit is not None:
+            old[key] = hit
     final = _resolve(part.items, old)
     deferred = api.consistency.defer_groups(write_groups, now)
     new_state: dict[bytes, tuple[int, int, float | None, float | None]] = {}

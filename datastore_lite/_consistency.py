@@ -216,22 +216,53 @@ class ConsistencyController:
     def roll_forward(
         self, pid: int, groups: Sequence[bytes], upto: dict[bytes, int] | None = None
     ) -> None:
-        """Apply pending writes of ``groups`` in one write transaction (strong read path)."""
+        """Apply pending writes of ``groups`` in one write transaction, set-based.
+
+        All the chosen pending writes of all the groups are applied together: one read of
+        the pending rows, one of the current bodies, then bulk index and entity writes
+        (the first global query after many deferred writes applies them all at once).
+        """
         with self.api.backend.write() as w:
             generation = w.index_generation(lock=True)
             if generation != self.api.registry.generation:
                 self.api.registry.reload(generation)
             states = w.lock_groups(pid, sorted(groups))
-            updates = []
-            for group in sorted(groups):
-                version, applied, tokens, tokens_at = states[group]
-                if applied >= version:
+            lagging = {g for g, (version, applied, _t, _ta) in states.items() if applied < version}
+            if not lagging:
+                return
+            chosen: list[tuple[bytes, int, bytes]] = []
+            last: dict[bytes, int] = {}
+            for group, version, blob in w.pending_of_partition(pid):
+                if group not in lagging:
                     continue
                 limit = upto.get(group) if upto else None
-                last = self.roll_forward_locked(w, pid, group, limit)
-                if last:
-                    updates.append((group, version, last, tokens, tokens_at))
-            w.update_groups(pid, updates)
+                if limit is not None and version > limit:
+                    continue
+                chosen.append((group, version, blob))
+                last[group] = version
+            final: dict[bytes, tuple[str, bytes, int, bytes | None]] = {}
+            for group, version, blob in chosen:  # in (group, version) order: later wins
+                for key, kind, body in msgpack.unpackb(blob, raw=False):
+                    final[bytes(key)] = (
+                        kind,
+                        group,
+                        version,
+                        None if body is None else bytes(body),
+                    )
+            old = w.read_entities(pid, sorted(final))
+            rows = [
+                (key, kind, group, version, body, None)
+                for key, (kind, group, version, body) in final.items()
+            ]
+            _commit.apply_writes(self.api, w, pid, rows, old)
+            w.delete_pending_rows(pid, [(group, version) for group, version, _ in chosen])
+            w.update_groups(
+                pid,
+                [
+                    (group, states[group][0], version, states[group][2], states[group][3])
+                    for group, version in last.items()
+                ],
+            )
 
     def read_groups(
         self, pid: int, groups: Sequence[bytes], keys: Sequence[bytes], strong: bool

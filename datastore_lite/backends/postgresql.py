@@ -21,6 +21,11 @@ class PostgreSQLBackend(SQLBackend):
     name: ClassVar[str] = "postgresql"
     write_begin: ClassVar[str] = "BEGIN"
     snapshot_begin: ClassVar[str] = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+    analyze_sql: ClassVar[tuple[str, ...]] = (
+        "ANALYZE dl_entities",
+        "ANALYZE dl_index_entries",
+        "ANALYZE dl_groups",
+    )
     locks_rows: ClassVar[bool] = True
     # CREATE TABLE IF NOT EXISTS races between processes; serialise first use.
     ddl_lock_sql: ClassVar[str | None] = f"SELECT pg_advisory_xact_lock({_DDL_LOCK})"

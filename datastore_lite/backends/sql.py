@@ -86,6 +86,8 @@ class SQLBackend:
     locks_rows: ClassVar[bool] = False
     #: one connection shared by every thread (SQLite in memory)
     shared_connection: ClassVar[bool] = False
+    #: statements refreshing the planner's statistics after the tables grew
+    analyze_sql: ClassVar[tuple[str, ...]] = ()
     #: statement opening a consistent read-only snapshot
     snapshot_begin: ClassVar[str] = "BEGIN"
     #: statement serialising schema creation between processes, or None
@@ -104,6 +106,8 @@ class SQLBackend:
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
         self._lookup_one: str | None = None
+        self._written = 0
+        self._analyze_at = 1000
         self._positional: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._get_one: str | None = None
         self._closed = False
@@ -216,6 +220,24 @@ class SQLBackend:
             if locked:
                 self._lock.release()
         return None if row is None else (row[0], row[1])
+
+    def note_writes(self, rows: int) -> None:
+        """Count rows this process wrote; refresh planner statistics as the data grows.
+
+        Without statistics (autovacuum off, or a freshly loaded table) PostgreSQL may plan
+        an IN-list lookup as a scan: BENCHMARKS measured 586 ms instead of 0.65 ms at
+        15,700 entities. Statistics are refreshed each time the count doubles.
+        """
+        self._written += rows
+        if self._written < self._analyze_at or not self.analyze_sql:
+            return
+        self._analyze_at = self._written * 2
+        try:
+            with self.read() as r:
+                for sql in self.analyze_sql:
+                    r.cur.execute(sql)
+        except exceptions.DatastoreLiteError:  # pragma: no cover - statistics are best effort
+            pass
 
     def write(self) -> _Scope:
         """One database transaction: committed on success, rolled back on any error."""
@@ -959,6 +981,32 @@ class Txn:
             ),
         )
         return [(v, bytes(b)) for v, b in self.fetchall(stmt, {"pid": pid, "gk": group})]
+
+    def pending_of_partition(self, pid: int) -> list[tuple[bytes, int, bytes]]:
+        """Every pending write of a partition: (group, version, blob), in group/commit order."""
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_partition",
+            lambda: (
+                sa.select(p.c.group_key, p.c.version, p.c.mutations)
+                .where(p.c.partition == sa.bindparam("pid"))
+                .order_by(p.c.group_key, p.c.version)
+            ),
+        )
+        return [(bytes(g), v, bytes(b)) for g, v, b in self.fetchall(stmt, {"pid": pid})]
+
+    def delete_pending_rows(self, pid: int, rows: Sequence[tuple[bytes, int]]) -> None:
+        """Remove applied pending writes: rows of (group, version)."""
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_del",
+            lambda: p.delete().where(
+                p.c.partition == sa.bindparam("pid"),
+                p.c.group_key == sa.bindparam("gk"),
+                p.c.version == sa.bindparam("v"),
+            ),
+        )
+        self.runrows(stmt, ("pid", "gk", "v"), [(pid, g, v) for g, v in rows])
 
     def delete_pending(self, pid: int, group: bytes, version: int) -> None:
         p = S.pending
