@@ -614,4 +614,5 @@ class LocalDatastoreAPI:
                 w.bump_counter("scattered", floor)
 
     def close(self) -> None:
+        self.consistency.stop()
         self.backend.close()

@@ -18,9 +18,12 @@ forward first), a global query sees either the group's latest state or the one b
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import random
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,6 +37,9 @@ if TYPE_CHECKING:
     from .backends.sql import Txn
 
 __all__ = ["ConsistencyController", "Eventual", "HRD_BUCKETS", "Policy", "Strong", "parse_policy"]
+
+log = logging.getLogger("datastore_lite")
+_APPLY_INTERVAL = 0.05  # seconds between background applications of due writes
 
 # SEMANTICS.md §5.2, TimeBasedHRConsistencyPolicy: (cumulative probability, delay in s)
 HRD_BUCKETS = ((0.98, 0.1), (0.99, 0.3), (0.995, 2.0), (1.0, 240.0))
@@ -139,6 +145,54 @@ class ConsistencyController:
         # unless another client on the database deferred some (note_pending_seen)
         self.strong_reads = isinstance(policy, Strong)
         self._marked_pending = False
+        self._applier: threading.Thread | None = None
+        self._applier_pid = 0
+        self._stop = threading.Event()
+
+    # -- background application ---------------------------------------------------------------
+
+    def _wants_applier(self) -> bool:
+        """Time-based policies on the real clock apply due writes in the background, so a
+        write becomes visible when its lag is over even if no global query runs (and the
+        queries that do run find little left to apply). Simulated clocks and
+        probability policies stay query-driven and deterministic."""
+        policy = self.policy
+        return (
+            isinstance(policy, Eventual)
+            and policy.lag is not None
+            and self.api.clock is time.time
+        )
+
+    def ensure_applier(self) -> None:
+        """Start (or, after a fork, restart) the background applier thread if wanted."""
+        if not self._wants_applier() or self._stop.is_set():
+            return
+        thread = self._applier
+        if thread is not None and thread.is_alive() and self._applier_pid == os.getpid():
+            return
+        self._applier_pid = os.getpid()
+        self._applier = threading.Thread(
+            target=self._apply_loop, name="datastore_lite-applier", daemon=True
+        )
+        self._applier.start()
+
+    def _apply_loop(self) -> None:
+        while not self._stop.wait(_APPLY_INTERVAL):
+            if self.frozen:
+                continue
+            try:
+                self.groom()
+            except Exception:  # pragma: no cover - retried at the next tick or query
+                log.debug("background application of pending writes failed", exc_info=True)
+            finally:
+                self.api.backend.release_thread_connection()
+
+    def stop(self) -> None:
+        """Stop the background applier (at client close)."""
+        self._stop.set()
+        thread = self._applier
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=2.0)
 
     def note_pending_seen(self) -> None:
         """Some client deferred writes on this database: a strong client must apply them."""
@@ -186,6 +240,7 @@ class ConsistencyController:
         """Store a group's committed-but-invisible writes."""
         blob = msgpack.packb([list(m) for m in mutations], use_bin_type=True)
         w.insert_pending(pid, group, version, due, blob)
+        self.ensure_applier()
         if not self._marked_pending:
             w.mark_pending_seen()
             self._marked_pending = True
