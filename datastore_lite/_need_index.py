@@ -103,12 +103,16 @@ def requirement(
         and not set(eq_filters) & _SPECIAL
     ):
         required = False
-    ineq_property = ineq_filters[0] if ineq_filters else None
     group_set = set(group)
     prefix = frozenset(eq_filters)
     ordered: list[tuple[str, bool | None]] = [(n, d) for n, d in orders_n]
-    if ineq_property is not None and not orders_n:
-        ordered.append((ineq_property, None))
+    # the inequality properties not already ordered follow the orders, either direction
+    # (SDK: only without orders, where the legacy profile's single inequality property is
+    # the one order; several inequality properties, firestore: each, in order of
+    # appearance, as tests/reference.py's required_index does)
+    for name in ineq_filters:
+        if all(name != n for n, _ in ordered):
+            ordered.append((name, None))
     post_group = frozenset(n for n in exists_filters if n in group_set)
     post_unordered = frozenset(n for n in exists_filters if n not in group_set)
     count = len(prefix) + len(ordered) + len(post_group) + len(post_unordered)
@@ -144,5 +148,12 @@ def satisfies(index: Index, need: Requirement) -> bool:
         for (name, desc), prop in zip(need.ordered, tail):
             if prop.name != name or (desc is not None and prop.descending != desc):
                 return False
+        # A ``None`` direction (an inequality property with no explicit order) accepts
+        # either (SDK). Results still come ascending on it, so several such properties
+        # must share one direction (the scan runs backwards when they are descending),
+        # and after explicit orders they must be ascending.
+        free = {prop.descending for (_, desc), prop in zip(need.ordered, tail) if desc is None}
+        if len(free) > 1 or (free == {True} and any(d is not None for _, d in need.ordered)):
+            return False
         props = props[:-n]
     return all(p.name in need.prefix for p in props)

@@ -44,6 +44,7 @@ __all__ = [
     "RANK_NULL",
     "RANK_STR",
     "StrOrBytes",
+    "component_end",
     "decode_path",
     "decode_value",
     "encode_key_group",
@@ -335,6 +336,15 @@ def decode_value(data: bytes, pos: int = 0) -> tuple[Any, int]:
 def value_end(data: bytes, pos: int) -> int:
     """Position just after the value encoded at ``pos`` (without decoding it)."""
     return decode_value(data, pos)[1]
+
+
+def component_end(data: bytes, pos: int, is_key: bool) -> int:
+    """Position just after one composite index component starting at ``pos``.
+
+    ``__key__`` components are bare path encodings (no rank byte, see
+    ``indexes.composite_values``); every other component is a value encoding.
+    """
+    return _path_value_end(data, pos) if is_key else decode_value(data, pos)[1]
 
 
 def is_nan(value: Any) -> bool:

@@ -102,8 +102,9 @@ class Component:
 
     const: bytes | None = None
     position: int = -1  # index of the component in the index value (scanned)
-    descending: bool = False  # invert the scanned bytes (built-in descending scans)
+    descending: bool = False  # the merge key holds the value inverted (descending order)
     name: str | None = None  # computed from the entity's own values (key-equality branches)
+    is_key: bool = False  # a ``__key__`` component: a bare path encoding, no rank byte
 
 
 @dataclass
@@ -131,6 +132,12 @@ class Branch:
     body_checks: dict[str, Cond] = field(default_factory=dict)
     empty: bool = False
     merge_is_tail: bool = False  # composite: merge key == index value after the prefix
+    # the order this branch produces (the plan's, except for projected properties a
+    # composite index holds in another order or direction)
+    orders: list[tuple[str, bool]] = field(default_factory=list)
+    # one entity may have several entries at one position (index components after a
+    # __key__ component that the order ignores): keep the first
+    may_repeat: bool = False
 
     @property
     def computed(self) -> bool:
@@ -315,30 +322,69 @@ def _inequality_props(atoms: list[FilterSpec]) -> list[str]:
 # -- step 2: query-level order -----------------------------------------------------------------
 
 
-def _effective_orders(spec: QuerySpec, atoms: list[FilterSpec]) -> list[tuple[str, bool]]:
-    """Explicit orders (cut after ``__key__``), else inequality props, else distinct props."""
+def _top_level_key_equality(f: FilterSpec | CompositeSpec | None) -> bool:
+    """Whether every result must meet a ``__key__ =`` filter (not inside an ``OR``)."""
+    if f is None:
+        return False
+    if isinstance(f, FilterSpec):
+        return f.name == KEY and f.op == "="
+    return f.op == "AND" and any(_top_level_key_equality(c) for c in f.filters)
+
+
+@dataclass
+class Orders:
+    """The query-level order and the role of each of its properties.
+
+    ``free``: inequality properties with no explicit order (ascending, but an index may
+    hold them descending: the scan then runs backwards). ``exists``: projected /
+    distinct properties ordered only because the index serving the query holds them
+    (any order and direction within that group).
+    """
+
+    orders: list[tuple[str, bool]]
+    free: frozenset[str]
+    exists: frozenset[str]
+
+
+def _effective_orders(spec: QuerySpec, atoms: list[FilterSpec]) -> Orders:
+    """Explicit orders (cut after ``__key__``), the inequality properties, then the
+    distinct and projected properties (each group by name): the order of the index that
+    serves the query (SEMANTICS.md §3.1, §4.3; tests/reference.py ``effective_orders``).
+
+    Under a top-level ``__key__ =`` filter the explicit orders are dropped (SDK
+    ``Normalize``). Orders after ``__key__`` cannot reorder entities, but projected
+    properties still order the rows of one entity as its index does.
+    """
     orders: list[tuple[str, bool]] = []
     seen: set[str] = set()
-    for name, desc in spec.orders:
+    explicit = () if _top_level_key_equality(spec.filter) else spec.orders
+    for name, desc in explicit:
         if name in seen:
             continue
         seen.add(name)
         orders.append((name, desc))
         if name == KEY:
             break
-    if not orders and spec.distinct_on:
-        orders = [(name, False) for name in spec.distinct_on]
-        seen = set(spec.distinct_on)
-    if not any(name == KEY for name, _ in orders):
-        # inequality properties not yet ordered sort ascending after the explicit orders
+    free: set[str] = set()
+    if KEY not in seen:
         for name in _inequality_props(atoms):
-            if name not in seen and name != KEY:
-                orders.append((name, False))
+            if name not in seen:
                 seen.add(name)
+                orders.append((name, False))
+                free.add(name)
+                if name == KEY:
+                    break
+    exists: set[str] = set()
+    projected = [p for p in spec.projection if p != KEY]
+    for name in [*sorted(spec.distinct_on), *sorted(projected)]:
+        if name not in seen:
+            seen.add(name)
+            orders.append((name, False))
+            exists.add(name)
     # a trailing __key__ ASC is the tie-break every query has anyway
     while orders and orders[-1] == (KEY, False):
         orders.pop()
-    return orders
+    return Orders(orders, frozenset(free), frozenset(exists))
 
 
 # -- step 3: disjunctive normal form -----------------------------------------------------------
@@ -439,7 +485,12 @@ def recommended_index(
     orders: list[tuple[str, bool]],
     projection: tuple[str, ...],
 ) -> Index:
-    """SEMANTICS.md §3.1: equality props by name, then the orders, then projected extras."""
+    """SEMANTICS.md §3.1: equality props by name, then the orders, then the rest.
+
+    ``orders`` are the query-level orders (inequality, distinct and projected properties
+    included); inequality properties they leave out (after a ``__key__`` order) and
+    projected ones follow.
+    """
     eq_props = sorted(name for name, c in conds.items() if c.eq)
     props = [IndexProperty(name) for name in eq_props]
     listed = set(eq_props)
@@ -448,10 +499,10 @@ def recommended_index(
             continue
         props.append(IndexProperty(name, "desc" if desc else "asc"))
         listed.add(name)
-    for name in sorted(set(projection) - listed - {KEY}):
-        props.append(IndexProperty(name))
-    # an inequality property that is not ordered (several inequalities, firestore)
     for name in sorted(n for n, c in conds.items() if c.interval is not None and n not in listed):
+        props.append(IndexProperty(name))
+        listed.add(name)
+    for name in sorted(set(projection) - listed - {KEY}):
         props.append(IndexProperty(name))
     return Index(kind, ancestor, tuple(props))
 
@@ -465,7 +516,8 @@ def plan_query(
 ) -> Plan:
     """Plan ``spec``; raises InvalidArgument / FailedPrecondition like Datastore."""
     atoms = _validate(spec, profile, in_transaction)
-    orders = _effective_orders(spec, atoms)
+    order = _effective_orders(spec, atoms)
+    orders = order.orders
     conjunctions = _dnf(spec.filter)
     if len(conjunctions) > MAX_DISJUNCTIONS:
         raise _invalid(
@@ -483,13 +535,24 @@ def plan_query(
         if sdk_need is not None:
             recommended = sdk_need
             break
-        branch, needed = _plan_branch(spec, conds, keys, orders, registry, key_value)
+        branch, needed = _plan_branch(spec, conds, keys, order, registry, key_value)
         if needed is not None:
             recommended = needed
             break
         assert branch is not None
         branch.empty = branch.empty or empty or keys.empty()
         branches.append(branch)
+    if recommended is None and len(branches) == 1:
+        # one branch: its index decides the order of the projected properties
+        orders = branches[0].orders
+    elif recommended is None and any(b.orders != orders for b in branches):
+        # the branches' indexes order the projected properties differently: they cannot
+        # be merged; ask for the index that orders them by name
+        assert spec.kind is not None
+        conds = _branch_conds(conjunctions[0])[0]
+        recommended = recommended_index(
+            spec.kind, spec.ancestor is not None, conds, orders, spec.projection
+        )
     plan = Plan(
         spec=spec,
         pid=pid,
@@ -512,12 +575,10 @@ def _sdk_requirement(spec: QuerySpec, conj: list[Atom], registry: IndexRegistry)
 
     Returns the recommended index when the SDK rules require a composite index and no
     serving index satisfies them; raises FailedPrecondition when the one that would is
-    still building; None otherwise. Queries with several inequality properties (firestore
-    profile) are left to the executor's own index matching.
+    still building; None otherwise. Several inequality properties (firestore profile)
+    follow the same rules, each inequality property after the explicit orders.
     """
     if spec.kind is None:
-        return None
-    if len({n for n, op, _ in conj if op != "="}) > 1:
         return None
     need = requirement(
         spec.kind,
@@ -536,24 +597,37 @@ def _sdk_requirement(spec: QuerySpec, conj: list[Atom], registry: IndexRegistry)
                 return None
             building = entry
     if building is not None:
-        raise exceptions.FailedPrecondition(
-            "The index this query needs is still being built "
-            f"({building.index.kind}: {', '.join(p.name for p in building.index.properties)}; "
-            f"state {building.state}). Wait for the build or run `datastore-lite indexes build`."
-        )
+        raise _still_building(building)
     return need.recommended()
+
+
+def _still_building(entry: CompositeIndex) -> exceptions.DatastoreLiteError:
+    return exceptions.FailedPrecondition(
+        "The index this query needs is still being built "
+        f"({entry.index.kind}: {', '.join(p.name for p in entry.index.properties)}; "
+        f"state {entry.state}). Wait for the build or run `datastore-lite indexes build`."
+    )
 
 
 def _plan_branch(
     spec: QuerySpec,
     conds: dict[str, Cond],
     keys: Interval,
-    orders: list[tuple[str, bool]],
+    order: Orders,
     registry: IndexRegistry,
     key_value: bytes | None = None,
 ) -> tuple[Branch | None, Index | None]:
-    """Pick the index for one branch; (None, recommended index) when none serves."""
+    """Pick the index for one branch; (None, recommended index) when none serves.
+
+    In order: a kind/key scan; a key-equality read; one built-in index; a merge join of
+    built-in equality scans; a composite index; then, for what the SDK rules let run
+    without a composite index or serve with one laid out for another order (firestore:
+    inequalities after a ``__key__`` order): one built-in index for the single order
+    with the other filters checked per row, or a kind/ancestor key scan with the filters
+    checked per row.
+    """
     kind = spec.kind
+    orders = order.orders
     projection = tuple(p for p in spec.projection if p != KEY)
     eq_props = {n for n, c in conds.items() if c.eq}
     # SEMANTICS.md §4.3: sort orders on equality-filtered properties are ignored; within a
@@ -569,13 +643,18 @@ def _plan_branch(
             if name in consts:
                 out.append(Component(const=consts[name]))
             elif name in scanned:
-                position, inverted = scanned[name]
-                out.append(Component(position=position, descending=inverted))
+                position, desc = scanned[name]
+                out.append(Component(position=position, descending=desc, is_key=name == KEY))
         return out
+
+    def finish(branch: Branch) -> tuple[Branch, None]:
+        if not branch.orders:
+            branch.orders = list(orders)
+        return branch, None
 
     # (a) kind / key scan of the entities table (keys-only allowed)
     if not conds and not projection and not scan_orders:
-        return Branch("entities", conds, keys), None
+        return finish(Branch("entities", conds, keys))
     # a __key__ equality pins the branch to one entity (SDK: it drops every order): read it
     # by key, check the other filters on its values, and compute its sort values from them
     if key_value is not None and not projection:
@@ -583,38 +662,20 @@ def _plan_branch(
         for name, desc in orders:
             if name in consts:
                 branch.merge.append(Component(const=consts[name]))
-            elif name != KEY:
-                branch.merge.append(Component(name=name, descending=desc))
-        return branch, None
+            else:
+                branch.merge.append(Component(name=name, descending=desc, is_key=name == KEY))
+        return finish(branch)
     if kind is None:  # pragma: no cover - _validate rejects every other kindless shape
         raise _invalid("kind is required for non-__key__ filters")
 
     involved = set(conds) | {n for n, _ in scan_orders} | set(projection)
-    # (b) one built-in single-property index (not for ancestor queries: SEMANTICS.md §3.1)
+    # (b) one built-in single-property index (not for ancestor queries: SEMANTICS.md §3.1),
+    # in the order of its values (or of keys, under one equality)
     if len(involved) == 1 and spec.ancestor is None and KEY not in involved:
         (prop,) = involved
         cond = conds.get(prop)
-        desc = bool(scan_orders and scan_orders[0][1])
-        branch = Branch(
-            "builtin",
-            conds,
-            keys,
-            index_id=registry.builtin_id(kind, prop),
-            index=Index(kind, False, (IndexProperty(prop),)),
-            layout=[(prop, False)],
-            scan_desc=desc,
-        )
-        if branch.index_id is None:
-            branch.empty = True  # nothing of this kind has ever had the property
-        if cond is not None and cond.eq:
-            branch.interval = Interval(cond.eq[0], True, cond.eq[0], True)
-            rest = Cond(eq=cond.eq[1:], interval=cond.interval)
-            if rest.eq or rest.interval is not None:
-                branch.body_checks[prop] = rest
-        elif cond is not None:
-            branch.interval = cond.interval
-        branch.merge = merge({prop: (0, desc)})
-        return branch, None
+        if scan_orders or (cond is not None and cond.eq):
+            return finish(_builtin_branch(registry, kind, prop, conds, keys, scan_orders, merge))
     # (c) merge join of built-in equality scans: equalities only, key order, no projection
     if (
         conds
@@ -641,13 +702,87 @@ def _plan_branch(
         if branch.index_id is None:
             branch.empty = True
         branch.merge = merge({})
-        return branch, None
-    # (d) an exact composite index
+        return finish(branch)
+    # (d) a composite index
+    chosen = _match_composite(registry, kind, conds, scan_orders, order, projection, spec, key_value)
+    if chosen is not None:
+        return _composite_branch(spec, conds, keys, orders, consts, chosen, key_value), None
+    # (e) one built-in index for the single order, the other filters checked per row
+    if (
+        spec.ancestor is None
+        and len(scan_orders) == 1
+        and scan_orders[0][0] != KEY
+        and set(projection) <= {scan_orders[0][0]}
+    ):
+        prop = scan_orders[0][0]
+        return finish(_builtin_branch(registry, kind, prop, conds, keys, scan_orders, merge))
+    # (f) no order: the kind (or the ancestor's keys) in key order, filters checked per row
+    if not scan_orders and not projection:
+        branch = Branch("entities", conds, keys, body_checks=dict(conds))
+        branch.merge = merge({})
+        return finish(branch)
     needed = recommended_index(kind, spec.ancestor is not None, conds, orders, projection)
-    chosen = _match_composite(registry, needed, conds, scan_orders, projection, spec, key_value)
-    if chosen is None:
-        return None, needed
-    entry, n_eq = chosen
+    return None, needed
+
+
+def _builtin_branch(
+    registry: IndexRegistry,
+    kind: str,
+    prop: str,
+    conds: dict[str, Cond],
+    keys: Interval,
+    scan_orders: list[tuple[str, bool]],
+    merge: Any,
+) -> Branch:
+    """A scan of ``prop``'s built-in index; conditions on other properties per row."""
+    cond = conds.get(prop)
+    desc = bool(scan_orders and scan_orders[0][1])
+    branch = Branch(
+        "builtin",
+        conds,
+        keys,
+        index_id=registry.builtin_id(kind, prop),
+        index=Index(kind, False, (IndexProperty(prop),)),
+        layout=[(prop, False)],
+        scan_desc=desc,
+    )
+    if branch.index_id is None:
+        branch.empty = True  # nothing of this kind has ever had the property
+    if cond is not None and cond.eq:
+        branch.interval = Interval(cond.eq[0], True, cond.eq[0], True)
+        rest = Cond(eq=cond.eq[1:], interval=cond.interval)
+        if rest.eq or rest.interval is not None:
+            branch.body_checks[prop] = rest
+    elif cond is not None:
+        branch.interval = cond.interval
+    for name, other in conds.items():
+        if name != prop:
+            branch.body_checks[name] = other
+    branch.merge = merge({prop: (0, desc)})
+    return branch
+
+
+@dataclass
+class _Match:
+    """A composite index serving a branch, and how (see ``_match_composite``)."""
+
+    entry: CompositeIndex
+    n_eq: int  # leading components fixed by equalities
+    reverse: bool  # scan backwards (free inequality orders held descending)
+    n_ordered: int  # components after the prefix that the merge key holds
+    may_repeat: bool  # components after a __key__ component the order ignores
+
+
+def _composite_branch(
+    spec: QuerySpec,
+    conds: dict[str, Cond],
+    keys: Interval,
+    orders: list[tuple[str, bool]],
+    consts: dict[str, bytes],
+    match: _Match,
+    key_value: bytes | None,
+) -> Branch:
+    entry, n_eq = match.entry, match.n_eq
     index = entry.index
     props = index.properties
     branch = Branch(
@@ -658,6 +793,8 @@ def _plan_branch(
         index=index,
         layout=[(p.name, p.descending) for p in props],
         n_prefix=n_eq,
+        scan_desc=match.reverse,
+        may_repeat=match.may_repeat,
     )
     if spec.ancestor is not None:
         branch.lead = encode_path_value(spec.ancestor.path)
@@ -665,8 +802,7 @@ def _plan_branch(
     for eq_prop in props[:n_eq]:
         component = key_value if eq_prop.name == KEY else conds[eq_prop.name].eq[0]
         assert component is not None
-        value = component
-        parts.append(invert(value) if eq_prop.descending else value)
+        parts.append(invert(component) if eq_prop.descending else component)
     branch.prefix = b"".join(parts)
     # every condition not enforced by the prefix or the scanned range is checked per row
     covered_eq = {p.name for p in props[:n_eq]}
@@ -687,17 +823,28 @@ def _plan_branch(
     if branch.interval is None:
         end = prefix_end(branch.prefix) if branch.prefix else None
         branch.interval = Interval(branch.prefix or None, True, end, False)
-    # merge keys use the stored form: descending components inverted, as in the index
-    scanned = {p.name: (i, p.descending) for i, p in enumerate(props) if i >= n_eq}
-    branch.merge = merge(scanned)
-    # extra (projected / distinct) components after the orders keep their index order
-    ordered = {n for n, _ in orders}
-    for i, p in enumerate(props):
-        if i >= n_eq and p.name not in ordered:
-            branch.merge.append(Component(position=i, descending=p.descending))
+    # the merge key: the orders, constants for equality-fixed ones, the others as scanned
+    # (in the direction the scan produces them); projected properties in index order
+    # the non-constant orders are the next components in index order (projected ones may
+    # come in another order or direction than the plan's: the branch reports its own)
+    ordered = iter(range(n_eq, n_eq + match.n_ordered))
+    merge: list[Component] = []
+    produced: list[tuple[str, bool]] = []
+    for name, desc in orders:
+        if name in consts:
+            merge.append(Component(const=consts[name]))
+            produced.append((name, desc))
+            continue
+        pos = next(ordered)
+        prop = props[pos]
+        pdesc = prop.descending != match.reverse
+        merge.append(Component(position=pos, descending=pdesc, is_key=prop.name == KEY))
+        produced.append((prop.name, pdesc))
+    branch.merge = merge
+    branch.orders = produced
     # when the merge key is exactly the value after the prefix, cursors resume in SQL
-    branch.merge_is_tail = [c.position for c in branch.merge] == list(range(n_eq, len(props)))
-    return branch, None
+    branch.merge_is_tail = [c.position for c in merge] == list(range(n_eq, len(props)))
+    return branch
 
 
 def _component_range(prefix: bytes, interval: Interval, descending: bool) -> Interval:
@@ -736,65 +883,74 @@ def _component_range(prefix: bytes, interval: Interval, descending: bool) -> Int
 
 def _match_composite(
     registry: IndexRegistry,
-    needed: Index,
+    kind: str,
     conds: dict[str, Cond],
     scan_orders: list[tuple[str, bool]],
+    order: Orders,
     projection: tuple[str, ...],
     spec: QuerySpec,
     key_value: bytes | None = None,
-) -> tuple[CompositeIndex, int] | None:
-    """A serving index laid out as equalities + exactly the scan orders + projected extras.
+) -> _Match | None:
+    """A serving index laid out as equalities + the scan orders (+ filtered extras).
 
-    Returns the index and how many leading equality properties it has (SEMANTICS.md §3.4:
-    the postfix must match exactly, the prefix must be equality properties), or None. A
-    matching index that is still building raises FailedPrecondition saying so.
+    SEMANTICS.md §3.4: after a prefix of equality properties the index holds exactly the
+    scan orders: explicit ones in their direction; free inequality ones ascending, or all
+    descending when every order is free (the scan then runs backwards); the projected /
+    distinct ones in any order and direction. After that only a ``__key__ ASC`` tie-break,
+    or, once a ``__key__`` component fixed the order, filtered or projected properties
+    (checked per entry). Prefers the longest equality prefix, then the plan's own order
+    of projected properties. A matching index that is still building raises
+    FailedPrecondition saying so.
     """
     eq_props = {n for n, c in conds.items() if c.eq}
-    ordered = {n for n, _ in scan_orders}
-    extras_allowed = set(projection) | set(spec.distinct_on)
-    best: tuple[CompositeIndex, int] | None = None
+    head = [(n, d) for n, d in scan_orders if n not in order.exists]
+    tail = [(n, d) for n, d in scan_orders if n in order.exists]
+    tail_names = sorted(n for n, _ in tail)
+    all_free = bool(head) and all(n in order.free for n, _ in head)
+    usable = set(conds) | set(projection)
+    best: tuple[tuple[int, int], _Match] | None = None
     building: CompositeIndex | None = None
-    for entry in registry.composites.get(needed.kind, ()):
+    for entry in registry.composites.get(kind, ()):
         index = entry.index
         if index.ancestor != (spec.ancestor is not None):
             continue
         props = list(index.properties)
         n_eq = 0
         while n_eq < len(props) and (
-            props[n_eq].name in eq_props - ordered
-            or (props[n_eq].name == KEY and key_value is not None)
+            props[n_eq].name in eq_props or (props[n_eq].name == KEY and key_value is not None)
         ):
             n_eq += 1
         rest = props[n_eq:]
         if len(rest) < len(scan_orders):
             continue
+        reverse = all_free and rest[0].descending
         if any(
-            p.name != name or p.descending != desc for (name, desc), p in zip(scan_orders, rest)
+            p.name != name or p.descending != (reverse if name in order.free else desc)
+            for (name, desc), p in zip(head, rest)
         ):
             continue
-        extras = rest[len(scan_orders) :]
-        if extras and extras[0].name == KEY and not extras[0].descending:
-            # key order right after the orders is the natural tie-break; anything after
-            # it cannot change the order (keys are unique)
-            extras = extras[1:]
-        elif extras and extras[-1].name == KEY and not extras[-1].descending:
-            extras = extras[:-1]  # a trailing __key__ ASC is the natural tie-break
-        if any(p.name not in extras_allowed or p.name in ordered for p in extras):
+        extras = rest[len(head) : len(scan_orders)]
+        if sorted(p.name for p in extras) != tail_names:
+            continue
+        after = rest[len(scan_orders) :]
+        keyed = any(name == KEY for name, _ in head)
+        if after and after[0].name == KEY and not after[0].descending and not reverse:
+            after = after[1:]  # the natural tie-break
+            keyed = True
+        if after and (not keyed or any(p.name not in usable for p in after)):
             continue
         if not set(projection) <= {p.name for p in props}:
             continue
         if entry.state != SERVING:
             building = entry
             continue
-        if best is None or n_eq > best[1]:
-            best = (entry, n_eq)
+        in_order = [(p.name, p.descending != reverse) for p in extras] == tail
+        score = (n_eq, int(in_order))
+        if best is None or score > best[0]:
+            best = (score, _Match(entry, n_eq, reverse, len(scan_orders), bool(after)))
     if best is None and building is not None:
-        raise exceptions.FailedPrecondition(
-            "The index this query needs is still being built "
-            f"({building.index.kind}: {', '.join(p.name for p in building.index.properties)}; "
-            f"state {building.state}). Wait for the build or run `datastore-lite indexes build`."
-        )
-    return best
+        raise _still_building(building)
+    return best[1] if best is not None else None
 
 
 def need_index_error(index: Index) -> exceptions.DatastoreLiteError:

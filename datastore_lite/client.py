@@ -51,6 +51,25 @@ _RESERVE_IDS_DEPRECATED_MESSAGE = (
 )
 
 
+def _from_env(name: str, parse: Callable[[str], T]) -> T | None:
+    """The parsed value of environment variable ``name`` (``None`` when unset or empty);
+    an invalid value is a ``ValueError`` that names the variable."""
+    text = os.environ.get(name)
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{name}={text!r} is invalid: {exc}") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError("it must be an integer") from None
+
+
 def _determine_project(project: str | None) -> str:
     if project is not None:
         return project
@@ -127,26 +146,24 @@ class Client:
         self.namespace = namespace
         self._database = database or None
         self.url = url or os.environ.get("DATASTORE_LITE_URL") or DEFAULT_URL
-        self.profile = get_profile(profile or os.environ.get("DATASTORE_LITE_PROFILE", "legacy"))
-        policy_text = consistency or os.environ.get("DATASTORE_LITE_CONSISTENCY")
-        self.consistency_policy: Policy = (
-            parse_policy(policy_text)
-            if policy_text is not None
-            else (Strong() if self.profile.default_consistency == "strong" else Eventual(lag="hrd"))
+        self.profile = (
+            get_profile(profile)
+            if profile
+            else _from_env("DATASTORE_LITE_PROFILE", get_profile) or get_profile("legacy")
         )
-        if write_limit is None and os.environ.get("DATASTORE_LITE_WRITE_LIMIT"):
-            write_limit = os.environ["DATASTORE_LITE_WRITE_LIMIT"]
+        self.consistency_policy: Policy = (
+            parse_policy(consistency)
+            if consistency
+            else _from_env("DATASTORE_LITE_CONSISTENCY", parse_policy)
+            or (Strong() if self.profile.default_consistency == "strong" else Eventual(lag="hrd"))
+        )
+        if write_limit is None:
+            write_limit = _from_env("DATASTORE_LITE_WRITE_LIMIT", GroupWriteLimit.parse)
         if isinstance(write_limit, str):
             write_limit = GroupWriteLimit.parse(write_limit)
         self.write_limit = write_limit
-        if seed is None and os.environ.get("DATASTORE_LITE_SEED"):
-            try:
-                seed = int(os.environ["DATASTORE_LITE_SEED"])
-            except ValueError:
-                raise ValueError(
-                    f"DATASTORE_LITE_SEED must be an integer, not "
-                    f"{os.environ['DATASTORE_LITE_SEED']!r}"
-                ) from None
+        if seed is None:
+            seed = _from_env("DATASTORE_LITE_SEED", _integer)
         self._batch_stack = _LocalStack()
         backend = open_backend(self.url)
         try:

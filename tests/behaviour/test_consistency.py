@@ -538,11 +538,6 @@ def test_invalid_consistency_fails_clearly(text: str, monkeypatch: pytest.Monkey
         config_client()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an invalid DATASTORE_LITE_CONSISTENCY is reported without naming the "
-    "variable (an invalid DATASTORE_LITE_SEED is: 'DATASTORE_LITE_SEED must be an integer')",
-)
 def test_invalid_consistency_from_the_environment_names_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -583,7 +578,7 @@ def test_seed_by_argument_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert client.seed == 5
     client.close()
     monkeypatch.setenv("DATASTORE_LITE_SEED", "abc")
-    with pytest.raises(ValueError, match="DATASTORE_LITE_SEED must be an integer, not 'abc'"):
+    with pytest.raises(ValueError, match="DATASTORE_LITE_SEED='abc' is invalid: it must be an integer"):
         config_client()
 
 
