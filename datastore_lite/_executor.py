@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import decode_body
 from ._cursor import decode_cursor, encode_cursor
-from ._ordering import StrOrBytes, decode_path, decode_value, invert, value_end
+from ._ordering import (
+    StrOrBytes,
+    component_end,
+    decode_path,
+    decode_value,
+    invert,
+    prefix_end,
+)
 from ._planner import KEY, Branch, Plan
 from ._queryspec import ResultBatch, ResultItem
 from .backends.sql import ScanSpec
@@ -68,7 +75,9 @@ class Row:
     def merge_key(self) -> bytes:
         mk = self._merge_key
         if mk is None:
-            mk = self._merge_key = self.runner.merge_key(self.value, self.components, self.body)
+            mk = self._merge_key = self.runner.merge_key(
+                self.value, self.components, self.body, self.key
+            )
         return mk
 
     def position(self) -> tuple[bytes, bytes]:
@@ -83,17 +92,32 @@ def split_components(value: bytes, start: int, layout: list[tuple[str, bool]]) -
     """The stored component bytes of an index value, un-inverted."""
     out = []
     pos = start
-    for _name, inverted in layout:
+    for name, inverted in layout:
         if inverted:
             rest = invert(value[pos:])
-            end = value_end(rest, 0)
+            end = component_end(rest, 0, name == KEY)
             out.append(rest[:end])
             pos += end
         else:
-            end = value_end(value, pos)
+            end = component_end(value, pos, name == KEY)
             out.append(value[pos:end])
             pos = end
     return out
+
+
+def merge_prefix(branch: Branch, merge_key: bytes, n: int) -> bytes:
+    """The bytes of the first ``n`` components of a merge key of ``branch``'s plan."""
+    pos = 0
+    for comp in branch.merge[:n]:
+        if pos >= len(merge_key):
+            break
+        if comp.const is not None:
+            pos += len(comp.const)
+        elif comp.descending:
+            pos += component_end(invert(merge_key[pos:]), 0, comp.is_key)
+        else:
+            pos = component_end(merge_key, pos, comp.is_key)
+    return merge_key[:pos]
 
 
 class _Branch:
@@ -170,13 +194,21 @@ class _Branch:
         )
 
     def merge_key(
-        self, value: bytes | None, components: list[bytes] | None, body: bytes | None = None
+        self,
+        value: bytes | None,
+        components: list[bytes] | None,
+        body: bytes | None = None,
+        key: bytes = b"",
+        values: IndexValues | None = None,
     ) -> bytes:
         parts = []
-        values: IndexValues | None = None
         for comp in self.branch.merge:
             if comp.const is not None:
                 parts.append(comp.const)
+            elif comp.is_key and comp.name is not None:
+                # the entity's path as a composite index holds it (encode_path_value)
+                path_value = key + b"\x00\x00"
+                parts.append(invert(path_value) if comp.descending else path_value)
             elif comp.name is not None:
                 # a key-equality branch: the entity's smallest (largest, descending) value
                 # of the property that passes the branch's filters on it
@@ -211,7 +243,9 @@ class _Branch:
             value = invert(merge_key) if b.scan_desc else merge_key
             return (value, key), None, False
         if b.source == "composite" and b.merge_is_tail:
-            return (b.prefix + merge_key, key), None, False
+            # a backward scan (free orders held descending) produces the inverted tail
+            tail = invert(merge_key) if b.scan_desc else merge_key
+            return (b.prefix + tail, key), None, False
         # general case: walk the merge components; constants decide the whole branch,
         # scanned components give an inclusive lower bound (exactness comes from the
         # Python filter on (merge key, key) > cursor).
@@ -229,7 +263,7 @@ class _Branch:
                 continue
             raw = merge_key[pos:]
             raw_orig = invert(raw) if comp.descending else raw
-            end = value_end(raw_orig, 0)
+            end = component_end(raw_orig, 0, comp.is_key)
             seek_parts.append((comp.position, raw_orig[:end]))
             pos += end
         if b.source != "composite":
@@ -243,6 +277,9 @@ class _Branch:
             stored_inverted = b.layout[position][1]
             seek += invert(raw) if stored_inverted else raw
             expected += 1
+        if b.scan_desc:
+            # backward scan: an inclusive upper bound (rows past it precede the cursor)
+            return None, prefix_end(seek) if seek else None, False
         return None, seek, False
 
     def exact_resume(self, cursor: tuple[bytes, bytes] | None) -> bool:
@@ -371,7 +408,7 @@ class _Dedup:
                     comps = split_components(value, len(other.branch.lead), other.branch.layout)
                 if group and self.group_of(other, comps) != group:
                     continue
-                mk = other.merge_key(value, comps)
+                mk = other.merge_key(value, comps, key=row.key, values=values)
                 if best is None or mk < best[0]:
                     best = (mk, value)
         return best is not None and best[0] == row.merge_key
@@ -461,16 +498,18 @@ def iterate(
         merged = streams[0]
     else:
         merged = heapq.merge(*streams, key=Row.position)
+    # the same entry can come through two branches, or (components the order ignores)
+    # twice from one: its copies are adjacent, keep the first
+    check_position = len(runners) > 1 or runners[0].branch.may_repeat
     previous: tuple[bytes, bytes] | None = None
-    distinct_prev: tuple[Any, ...] | None = None
     n_distinct = len(plan.distinct_on)
-    several = len(runners) > 1
+    # distinct: a cursor resumes after the whole group of its last result (emulator)
+    distinct_prev: bytes | None = (
+        merge_prefix(runners[0].branch, cursor[0], n_distinct)
+        if n_distinct and cursor is not None
+        else None
+    )
     for row in merged:
-        if several:
-            position = row.position()
-            if position == previous:
-                continue  # the same entry reached through two branches
-            previous = position
         runner = row.runner
         branch = row.branch
         values: IndexValues | None = None
@@ -494,6 +533,18 @@ def iterate(
             and not all(iv.contains(row.components[pos]) for pos, iv in branch.entry_checks.items())
         ):
             continue
+        if check_position:
+            position = row.position()
+            if position == previous:
+                continue
+            previous = position
+        if n_distinct:
+            # before the entity de-duplication (emulator: p x=[1, 2], q x=[2], distinct
+            # on x -> p only: q's 2 is p's second row, dropped as a repeat of p)
+            marker = merge_prefix(branch, row.merge_key, n_distinct)
+            if marker == distinct_prev:
+                continue
+            distinct_prev = marker
         if (
             values is not None
             and (plan.cross_branch or multi)
@@ -505,34 +556,11 @@ def iterate(
             if props is None and row.body is not None and _needs_types(row):
                 props = decode_body(row.body)[0]
             projection = _projection(row, plan, props)
-        if n_distinct:
-            marker = _distinct_marker(row, n_distinct)
-            if marker == distinct_prev:
-                continue
-            distinct_prev = marker
         yield row, projection
 
 
 def _needs_types(row: Row) -> bool:
     return bool(row.components) and any(c[:1] == b"\x40" for c in row.components or ())
-
-
-def _distinct_marker(row: Row, n: int) -> tuple[Any, ...]:
-    """The leading ``n`` merge-key components: the distinct_on values (they lead the order)."""
-    out = []
-    pos = 0
-    data = row.merge_key
-    for comp in row.branch.merge[:n]:
-        if comp.const is not None:
-            out.append(comp.const)
-            pos += len(comp.const)
-            continue
-        raw = data[pos:]
-        orig = invert(raw) if comp.descending else raw
-        end = value_end(orig, 0)
-        out.append(orig[:end])
-        pos += end
-    return tuple(out)
 
 
 def execute(
@@ -624,6 +652,7 @@ def _fast_path(
         or live[0].body_checks
         or live[0].entry_checks
         or live[0].computed
+        or live[0].may_repeat
     ):
         return None
     branch = live[0]

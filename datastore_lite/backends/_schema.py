@@ -11,7 +11,7 @@ import sqlalchemy as sa
 __all__ = ["SCHEMA_VERSION", "metadata", "tables"]
 
 # Bump when the table shapes change; a database written by a newer version is refused.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: kind columns are bytes; multi-valued bitmask; pending_seen
 
 metadata = sa.MetaData()
 

@@ -315,6 +315,14 @@ class SQLBackend:
                     f"{version}); this version understands schema version {S.SCHEMA_VERSION}. "
                     "Upgrade datastore_lite to open it."
                 )
+            if rows and version < S.SCHEMA_VERSION:
+                # no in-place migration before 1.0: the storage layout changed incompatibly
+                raise exceptions.FailedPrecondition(
+                    f"this database was written by an older datastore_lite (schema version "
+                    f"{version}); this version uses schema version {S.SCHEMA_VERSION} and "
+                    "cannot read it. Export it with the older version (datastore-lite export) "
+                    "and import the file into a new database."
+                )
             defaults = {
                 "schema_version": str(S.SCHEMA_VERSION),
                 "secret": secrets.token_hex(32),
