@@ -34,6 +34,12 @@ Row = tuple[Any, ...]
 _POSTCOMPILE = "__[POSTCOMPILE_{}]"
 
 
+def _expand(params: dict[str, Any], name: str, values: Sequence[Any]) -> None:
+    """Bind an expanding IN list compiled for ``len(values)`` items (name_1, name_2, ...)."""
+    for i, value in enumerate(values, 1):
+        params[f"{name}_{i}"] = value
+
+
 class _ThreadConnection:
     """One thread's pooled connection; returned to the pool when the thread ends.
 
@@ -730,10 +736,8 @@ class Txn:
             return self.cur.fetchall()  # type: ignore[no-any-return]
         stmt = self.b.compiled("lookup", build, g=ng, k=nk)
         params: dict[str, Any] = {"pid": pid}
-        for i, gk in enumerate(group_keys, 1):
-            params[f"g_{i}"] = gk
-        for i, k in enumerate(keys, 1):
-            params[f"k_{i}"] = k
+        _expand(params, "g", group_keys)
+        _expand(params, "k", keys)
         return self.fetchall(stmt, params)
 
     def get_one(self, pid: int, key: bytes) -> tuple[int, bytes] | None:
@@ -765,8 +769,7 @@ class Txn:
             k=len(keys),
         )
         params: dict[str, Any] = {"pid": pid}
-        for i, k in enumerate(keys, 1):
-            params[f"k_{i}"] = k
+        _expand(params, "k", keys)
         return {bytes(r[0]): (r[1], bytes(r[2])) for r in self.fetchall(stmt, params)}
 
     def group_states(self, pid: int, group_keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
@@ -781,8 +784,7 @@ class Txn:
             g=len(group_keys),
         )
         params: dict[str, Any] = {"pid": pid}
-        for i, gk in enumerate(group_keys, 1):
-            params[f"g_{i}"] = gk
+        _expand(params, "g", group_keys)
         return {bytes(r[0]): (r[1], r[2]) for r in self.fetchall(stmt, params)}
 
     # -- writes ------------------------------------------------------------------------------
