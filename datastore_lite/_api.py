@@ -23,7 +23,7 @@ from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
 from ._ordering import decode_path, encode_key_group, encode_path
-from ._planner import Plan, need_index_error, plan_query
+from ._planner import Plan, need_index_error, plan_query, typed_values
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
 from ._registry import IndexRegistry
@@ -397,7 +397,15 @@ class LocalDatastoreAPI:
         self.tick()
         cache_key: Any = None
         try:
-            cache_key = (spec, pid, self.registry.generation, in_transaction)
+            # filter values compare with ==, so 1, 1.0 and True (and 0.0, -0.0) would share
+            # a plan: the key also holds their exact types (and float signs)
+            cache_key = (
+                spec,
+                typed_values(spec.filter),
+                pid,
+                self.registry.generation,
+                in_transaction,
+            )
             hash(cache_key)
         except TypeError:
             cache_key = None

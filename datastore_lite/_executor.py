@@ -316,6 +316,10 @@ class _Branch:
 
     def rows(self, cursor: tuple[bytes, bytes] | None) -> Iterator[Row]:
         """Rows in this branch's order, strictly after ``cursor`` in merge order."""
+        rows = self._scan_rows(cursor)
+        return _by_key_within_groups(rows) if self.branch.regroup else rows
+
+    def _scan_rows(self, cursor: tuple[bytes, bytes] | None) -> Iterator[Row]:
         b = self.branch
         if b.empty:
             return
@@ -339,6 +343,23 @@ class _Branch:
             resume = (last_value, last_key)
             seek = None
             self.chunk = min(self.chunk * 2, _CHUNK_MAX)
+
+
+def _by_key_within_groups(rows: Iterator[Row]) -> Iterator[Row]:
+    """Rows of equal merge key, which the index holds in another order, sorted by key."""
+    group: list[Row] = []
+    for row in rows:
+        if group and row.merge_key != group[0].merge_key:
+            group.sort(key=_row_key)
+            yield from group
+            group = []
+        group.append(row)
+    group.sort(key=_row_key)
+    yield from group
+
+
+def _row_key(row: Row) -> bytes:
+    return row.key
 
 
 def _branch_entries(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from ._profiles import Profile
     from ._registry import IndexRegistry
 
-__all__ = ["Branch", "Cond", "Interval", "Plan", "plan_query"]
+__all__ = ["Branch", "Cond", "Interval", "Plan", "plan_query", "typed_values"]
 
 KEY = "__key__"
 _INEQUALITY = ("<", "<=", ">", ">=")
@@ -138,6 +139,11 @@ class Branch:
     # one entity may have several entries at one position (index components after a
     # __key__ component that the order ignores): keep the first
     may_repeat: bool = False
+    # properties over which an entity may also repeat across branches (see plan_query)
+    extra_bits: int = 0
+    # the index holds filtered components between the ordered ones and the key: rows with
+    # equal merge keys are re-sorted by key (firestore: inequalities after a __key__ order)
+    regroup: bool = False
 
     @property
     def computed(self) -> bool:
@@ -170,7 +176,7 @@ class Branch:
                 for name, _inverted in self.layout[self.n_prefix :]:
                     if name != KEY:
                         mask |= property_bit(name)
-            self._bits = mask
+            self._bits = mask | self.extra_bits
         return self._bits
 
 
@@ -352,8 +358,8 @@ def _effective_orders(spec: QuerySpec, atoms: list[FilterSpec]) -> Orders:
     serves the query (SEMANTICS.md §3.1, §4.3; tests/reference.py ``effective_orders``).
 
     Under a top-level ``__key__ =`` filter the explicit orders are dropped (SDK
-    ``Normalize``). Orders after ``__key__`` cannot reorder entities, but projected
-    properties still order the rows of one entity as its index does.
+    ``Normalize``). Orders after ``__key__`` cannot reorder entities, but inequality and
+    projected properties still order the rows of one entity as its index does.
     """
     orders: list[tuple[str, bool]] = []
     seen: set[str] = set()
@@ -366,16 +372,16 @@ def _effective_orders(spec: QuerySpec, atoms: list[FilterSpec]) -> Orders:
         if name == KEY:
             break
     free: set[str] = set()
-    if KEY not in seen:
+    projected = [p for p in spec.projection if p != KEY]
+    # after an explicit __key__ order the inequality properties cannot reorder entities;
+    # a projection still orders one entity's rows by them, as its index does
+    if KEY not in seen or projected:
         for name in _inequality_props(atoms):
             if name not in seen:
                 seen.add(name)
                 orders.append((name, False))
                 free.add(name)
-                if name == KEY:
-                    break
     exists: set[str] = set()
-    projected = [p for p in spec.projection if p != KEY]
     for name in [*sorted(spec.distinct_on), *sorted(projected)]:
         if name not in seen:
             seen.add(name)
@@ -542,6 +548,16 @@ def plan_query(
         assert branch is not None
         branch.empty = branch.empty or empty or keys.empty()
         branches.append(branch)
+    if len(branches) > 1:
+        # an equality-fixed order property (x IN [1, 2] ORDER BY x) puts an entity holding
+        # several of the values at a different position in each branch: such entities
+        # get the first-position check
+        from .indexes import property_bit
+
+        for branch in branches:
+            for name, _desc in orders:
+                if name in branch.conds and branch.conds[name].eq:
+                    branch.extra_bits |= property_bit(name)
     if recommended is None and len(branches) == 1:
         # one branch: its index decides the order of the projected properties
         orders = branches[0].orders
@@ -704,7 +720,9 @@ def _plan_branch(
         branch.merge = merge({})
         return finish(branch)
     # (d) a composite index
-    chosen = _match_composite(registry, kind, conds, scan_orders, order, projection, spec, key_value)
+    chosen = _match_composite(
+        registry, kind, conds, scan_orders, order, projection, spec, key_value
+    )
     if chosen is not None:
         return _composite_branch(spec, conds, keys, orders, consts, chosen, key_value), None
     # (e) one built-in index for the single order, the other filters checked per row
@@ -721,6 +739,14 @@ def _plan_branch(
         branch = Branch("entities", conds, keys, body_checks=dict(conds))
         branch.merge = merge({})
         return finish(branch)
+    # (g) a composite index holding filtered properties between the orders and the key
+    # (the SDK's index for inequalities after an explicit __key__ order), re-sorted by key
+    # within each group of equal sort values
+    chosen = _match_composite(
+        registry, kind, conds, scan_orders, order, projection, spec, key_value, regroup=True
+    )
+    if chosen is not None:
+        return _composite_branch(spec, conds, keys, orders, consts, chosen, key_value), None
     needed = recommended_index(kind, spec.ancestor is not None, conds, orders, projection)
     return None, needed
 
@@ -771,6 +797,7 @@ class _Match:
     reverse: bool  # scan backwards (free inequality orders held descending)
     n_ordered: int  # components after the prefix that the merge key holds
     may_repeat: bool  # components after a __key__ component the order ignores
+    regroup: bool = False  # filtered components before the key: re-sort groups by key
 
 
 def _composite_branch(
@@ -794,7 +821,8 @@ def _composite_branch(
         layout=[(p.name, p.descending) for p in props],
         n_prefix=n_eq,
         scan_desc=match.reverse,
-        may_repeat=match.may_repeat,
+        may_repeat=match.may_repeat or match.regroup,
+        regroup=match.regroup,
     )
     if spec.ancestor is not None:
         branch.lead = encode_path_value(spec.ancestor.path)
@@ -890,6 +918,7 @@ def _match_composite(
     projection: tuple[str, ...],
     spec: QuerySpec,
     key_value: bytes | None = None,
+    regroup: bool = False,
 ) -> _Match | None:
     """A serving index laid out as equalities + the scan orders (+ filtered extras).
 
@@ -898,8 +927,10 @@ def _match_composite(
     descending when every order is free (the scan then runs backwards); the projected /
     distinct ones in any order and direction. After that only a ``__key__ ASC`` tie-break,
     or, once a ``__key__`` component fixed the order, filtered or projected properties
-    (checked per entry). Prefers the longest equality prefix, then the plan's own order
-    of projected properties. A matching index that is still building raises
+    (checked per entry); with ``regroup``, filtered properties without that ``__key__``
+    component (no projection; the executor re-sorts each group of equal sort values by
+    key). Prefers the longest equality prefix, then the plan's own order of projected
+    properties. A matching index that is still building raises
     FailedPrecondition saying so.
     """
     eq_props = {n for n, c in conds.items() if c.eq}
@@ -937,7 +968,14 @@ def _match_composite(
         if after and after[0].name == KEY and not after[0].descending and not reverse:
             after = after[1:]  # the natural tie-break
             keyed = True
-        if after and (not keyed or any(p.name not in usable for p in after)):
+        grouped = False
+        if after and not keyed:
+            if not (regroup and head and not projection and not reverse):
+                continue
+            if any(p.name not in conds or p.name == KEY for p in after):
+                continue
+            grouped = True
+        elif after and any(p.name not in usable for p in after):
             continue
         if not set(projection) <= {p.name for p in props}:
             continue
@@ -947,7 +985,9 @@ def _match_composite(
         in_order = [(p.name, p.descending != reverse) for p in extras] == tail
         score = (n_eq, int(in_order))
         if best is None or score > best[0]:
-            best = (score, _Match(entry, n_eq, reverse, len(scan_orders), bool(after)))
+            match = _Match(entry, n_eq, reverse, len(scan_orders), bool(after) and not grouped)
+            match.regroup = grouped
+            best = (score, match)
     if best is None and building is not None:
         raise _still_building(building)
     return best[1] if best is not None else None
@@ -976,3 +1016,25 @@ def fingerprint(spec: QuerySpec) -> bytes:
         )
     )
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+
+
+def typed_values(f: FilterSpec | CompositeSpec | None) -> Any:
+    """The types of a filter's values (and the signs of floats), for plan cache keys.
+
+    ``FilterSpec`` equality is Python's ``==``, under which ``1 == 1.0 == True`` and
+    ``0.0 == -0.0``; Datastore tells them apart (SEMANTICS.md §2.1).
+    """
+    if f is None:
+        return None
+    if isinstance(f, FilterSpec):
+        return _typed(f.value)
+    return tuple(typed_values(child) for child in f.filters)
+
+
+def _typed(value: Any) -> Any:
+    kind = type(value)
+    if kind is float:
+        return (kind, math.copysign(1.0, value))
+    if kind is list:
+        return tuple(_typed(v) for v in value)
+    return kind

@@ -578,7 +578,9 @@ def test_seed_by_argument_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
     assert client.seed == 5
     client.close()
     monkeypatch.setenv("DATASTORE_LITE_SEED", "abc")
-    with pytest.raises(ValueError, match="DATASTORE_LITE_SEED='abc' is invalid: it must be an integer"):
+    with pytest.raises(
+        ValueError, match="DATASTORE_LITE_SEED='abc' is invalid: it must be an integer"
+    ):
         config_client()
 
 

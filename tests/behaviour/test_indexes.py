@@ -323,12 +323,6 @@ def test_s3_1_firestore_ancestor_inequality_goes_after_the_explicit_orders(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="team to decide: under firestore, __key__ = k with inequalities on two other "
-    "properties runs without a composite index; the SDK rule the legacy profile follows "
-    "(emulator: x > 1 AND __key__ = k needs (__key__, x)) would ask for (__key__, x, y)",
-)
 def test_s3_1_firestore_key_equality_with_several_inequalities(
     make_client: Callable[..., Client],
 ) -> None:
