@@ -221,11 +221,6 @@ def test_same_results(
     assert comparable(run_gql(lite, text, *positional, **named)) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an end cursor stops one result early (_executor.execute: position() >= stop); "
-    "see tests/behaviour/test_gql_queries.py::test_end_cursor_positions",
-)
 @pytest.mark.parametrize(
     "text",
     [
