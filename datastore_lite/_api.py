@@ -459,7 +459,7 @@ class LocalDatastoreAPI:
         return True
 
     def _prepare_read(
-        self, spec: QuerySpec, transaction: bytes | None, eventual: bool
+        self, spec: QuerySpec, transaction: bytes | None, eventual: bool, continuation: bool = False
     ) -> tuple[Plan, int]:
         state = self._txn(transaction) if transaction is not None else None
         _limits.check_partition(spec.project, spec.database, spec.namespace, write=False)
@@ -482,7 +482,14 @@ class LocalDatastoreAPI:
                     self.consistency.roll_forward(pid, [group])
                 if state is not None:
                     self._note_groups(state, [(pid, group)])
-        else:
+        elif state is not None:
+            # DESIGN.md §7: everything inside a transaction is strong, a global query
+            # (firestore profile) included: every committed write is visible to it
+            if not self.consistency.strong_reads:
+                self.consistency.apply_all()
+        elif not continuation:
+            # DESIGN.md §7: a global query sees one prefix of each group's writes, so the
+            # later batches of one fetch() apply nothing new
             self.consistency.groom()
         return plan, pid
 
@@ -496,13 +503,15 @@ class LocalDatastoreAPI:
         end_cursor: bytes | None = None,
         transaction: bytes | None = None,
         eventual: bool = False,
+        continuation: bool = False,
     ) -> ResultBatch:
-        """Run one batch of a query (the v1 RunQuery verb)."""
+        """Run one batch of a query (the v1 RunQuery verb); ``continuation``: a later batch
+        of the same fetch, which must not apply pending writes again."""
         if limit is not None and limit < 0:
             raise exceptions.InvalidArgument("limit must be >= 0")
         if offset < 0:
             raise exceptions.InvalidArgument("offset must be >= 0")
-        plan, pid = self._prepare_read(spec, transaction, eventual)
+        plan, pid = self._prepare_read(spec, transaction, eventual, continuation)
         if pid < 0:
             if start_cursor:
                 from ._cursor import decode_cursor

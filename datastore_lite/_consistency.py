@@ -158,9 +158,7 @@ class ConsistencyController:
         probability policies stay query-driven and deterministic."""
         policy = self.policy
         return (
-            isinstance(policy, Eventual)
-            and policy.lag is not None
-            and self.api.clock is time.time
+            isinstance(policy, Eventual) and policy.lag is not None and self.api.clock is time.time
         )
 
     def ensure_applier(self) -> None:

@@ -448,6 +448,7 @@ class Iterator:
         self._eventual = eventual
         self._read_time = read_time
         self._started = False
+        self._continuation = False  # set after the first batch (DESIGN.md §7, one prefix)
         self._more_results = True
         self._skipped_results = 0
         self._active: _Iter[Any] | None = None
@@ -515,7 +516,9 @@ class Iterator:
             end_cursor=_decode_token(self._end_cursor),
             transaction=txn_id,
             eventual=self._eventual,
+            continuation=self._continuation,
         )
+        self._continuation = True
         if start is None and self._offset:
             self._offset = max(0, self._offset - batch.skipped_results)
         self._skipped_results = batch.skipped_results

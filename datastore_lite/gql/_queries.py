@@ -144,7 +144,9 @@ class _SkippingIterator(Iterator):
                     end_cursor=_decode_token(self._end_cursor),
                     transaction=txn_id,
                     eventual=self._eventual,
+                    continuation=self._continuation,
                 )
+                self._continuation = True
                 skip -= len(batch.results)
                 cursor = batch.end_cursor
                 if batch.more_results != ResultBatch.NOT_FINISHED:

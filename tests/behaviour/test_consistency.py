@@ -629,11 +629,6 @@ def test_explicit_policy_overrides_the_profile_default(monkeypatch: pytest.Monke
 # -- engine bugs found while writing these tests --------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a global query longer than one batch (300) grooms again before each batch, "
-    "so one fetch() can mix two versions of a group (DESIGN.md §7: one prefix per group)",
-)
 def test_one_global_query_sees_one_version_of_each_group(make_client: MakeClient) -> None:
     # the first draw of this seed fails (page 1 groom keeps the old version), the second
     # succeeds (page 2 groom applies the new one)
@@ -653,11 +648,6 @@ def _fail_then_apply(rng: random.Random) -> bool:
     return rng.random() >= 0.5 and rng.random() < 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a non-ancestor query inside a transaction is groomed like a global query, "
-    "not strong (DESIGN.md §7: anything inside a transaction is strong)",
-)
 def test_global_query_in_a_firestore_transaction_is_strong(
     make_client: MakeClient, clock: FakeClock
 ) -> None:
