@@ -162,9 +162,10 @@ def test_strong_client_sees_writes_left_pending_once_it_noticed_them(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: a 'strong' client notices writes deferred by other clients only at its "
-    "once-a-second check, so a strong get or ancestor query right after an eventual client's "
-    "write misses it (DESIGN.md §7: strong reads see every committed write)",
+    reason="LIMITATION (docs/compatibility.md): a 'strong' client notices writes deferred by "
+    "other clients only at its once-a-second check, so a strong get or ancestor query right "
+    "after an eventual client's first deferred write misses it (DESIGN.md §7: strong reads "
+    "see every committed write; checking on every read would double a get's round trips)",
 )
 def test_strong_client_reads_writes_left_pending_by_an_eventual_client(
     shared_url: str, first: Client, monkeypatch: pytest.MonkeyPatch
