@@ -742,7 +742,7 @@ def count(api: LocalDatastoreAPI, plan: Plan, up_to: int | None) -> int:
         spec = runner.spec()
         with api.backend.read() as r:
             # an entity repeats in a scan only over a multi-valued scanned property
-            return r.count(spec, up_to, distinct=live[0].multi_bits != 0)
+            return r.count(spec, up_to, multi_bits=live[0].multi_bits, kind=plan.kind)
     total = 0
     for _row in iterate(api, plan, None, 500, True):
         total += 1

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 __all__ = ["SCHEMA_VERSION", "metadata", "tables"]
 
 # Bump when the table shapes change; a database written by a newer version is refused.
-SCHEMA_VERSION = 2  # 2: kind columns are bytes; multi-valued bitmask; pending_seen
+# 2: kind columns are bytes; multi-valued bitmask; pending_seen. 3: dl_kind_multi
+SCHEMA_VERSION = 3
 
 metadata = sa.MetaData()
 
@@ -50,6 +51,17 @@ entities = sa.Table(
     sa.Column("multi", sa.BigInteger, nullable=False, server_default="0"),
     # kind scans and kind + ancestor key ranges
     sa.Index("ix_dl_entities_kind", "partition", "kind", "key"),
+)
+
+# Per kind, the union of its entities' ``multi`` masks ever written (never cleared): a
+# count over an index whose properties are not in it needs no de-duplication, so it can be
+# COUNT(*) over the index entries rather than COUNT(DISTINCT key) (BENCHMARKS.md W9).
+kind_multi = sa.Table(
+    "dl_kind_multi",
+    metadata,
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.LargeBinary, primary_key=True),
+    sa.Column("multi", sa.BigInteger, nullable=False),
 )
 
 # Entity groups: optimistic-concurrency version, the version applied (visible to global
@@ -109,5 +121,15 @@ counters = sa.Table(
 
 tables = {
     t.name: t
-    for t in (meta, partitions, entities, groups, indexes, index_entries, pending, counters)
+    for t in (
+        meta,
+        partitions,
+        entities,
+        kind_multi,
+        groups,
+        indexes,
+        index_entries,
+        pending,
+        counters,
+    )
 }

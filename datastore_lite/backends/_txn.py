@@ -60,6 +60,10 @@ class _Scope:
                 if exc is None:
                     try:
                         cur.execute("COMMIT")
+                        callbacks = self.txn.on_commit
+                        if callbacks:
+                            for callback in callbacks:
+                                callback()
                     except Exception as commit_exc:
                         try:
                             cur.execute("ROLLBACK")
@@ -83,11 +87,13 @@ class _Scope:
 class Txn:
     """Statements inside one read or write scope of a :class:`SQLBackend`."""
 
-    __slots__ = ("b", "cur")
+    __slots__ = ("b", "cur", "on_commit")
 
     def __init__(self, backend: SQLBackend, cursor: Any) -> None:
         self.b = backend
         self.cur = cursor
+        # run after this scope commits (caches that must not learn uncommitted state)
+        self.on_commit: list[Callable[[], None]] | None = None
 
     # -- primitives --------------------------------------------------------------------------
 
@@ -369,11 +375,46 @@ class Txn:
             )
 
         stmt = self.b.compiled("upsert_entities", build)
-        self.runrows(
-            stmt,
-            ("pid", "key", "kind", "gk", "v", "body", "multi"),
-            [(pid, k, kind.encode("utf-8"), gk, v, body, m) for k, kind, gk, v, body, m in rows],
-        )
+        encoded = [
+            (pid, k, kind.encode("utf-8"), gk, v, body, m) for k, kind, gk, v, body, m in rows
+        ]
+        self.runrows(stmt, ("pid", "key", "kind", "gk", "v", "body", "multi"), encoded)
+        masks: dict[bytes, int] = {}
+        for row in encoded:
+            if row[6]:
+                masks[row[2]] = masks.get(row[2], 0) | row[6]
+        if masks:
+            self._note_kind_multi(pid, masks)
+
+    def _note_kind_multi(self, pid: int, masks: dict[bytes, int]) -> None:
+        """OR new multi-valued bits into dl_kind_multi (skipping bits known committed)."""
+        known = self.b.kind_multi_known
+        new = [(k, m) for k, m in masks.items() if m & ~known.get((pid, k), 0)]
+        if not new:
+            return
+        t = S.kind_multi
+
+        def build() -> Any:
+            ins = self.b.insert_factory(t).values(
+                partition=sa.bindparam("pid"),
+                kind=sa.bindparam("kind"),
+                multi=sa.bindparam("multi"),
+            )
+            return ins.on_conflict_do_update(
+                index_elements=[t.c.partition, t.c.kind],
+                set_={"multi": t.c.multi.op("|")(ins.excluded.multi)},
+            )
+
+        stmt = self.b.compiled("note_kind_multi", build)
+        self.runmany(stmt, [{"pid": pid, "kind": k, "multi": m} for k, m in new])
+
+        def learn() -> None:
+            for k, m in new:
+                known[(pid, k)] = known.get((pid, k), 0) | m
+
+        if self.on_commit is None:
+            self.on_commit = []
+        self.on_commit.append(learn)
 
     def delete_entities(self, pid: int, keys: Sequence[bytes]) -> None:
         e = S.entities
@@ -697,24 +738,46 @@ class Txn:
         # drivers return bytes for BLOB/bytea; rows go out as they come
         return self.cur.fetchall()  # type: ignore[no-any-return]
 
-    def count(self, spec: ScanSpec, up_to: int | None, distinct: bool = True) -> int:
+    def count(
+        self, spec: ScanSpec, up_to: int | None, multi_bits: int = -1, kind: str | None = None
+    ) -> int:
         """How many keys a scan would return (stopping at ``up_to``).
 
-        ``distinct`` counts an entity once even if it has several entries in the range
-        (multi-valued properties); without it the entries are counted directly.
+        An entity has several entries in the range only over a property in ``multi_bits``
+        that holds several values in it (``-1``: any). One statement: when the kind has
+        never had such a value (dl_kind_multi) the entries are counted directly, else each
+        entity once (COUNT(DISTINCT key)); CASE evaluates only the branch it takes.
+        ``kind`` is the scanned kind (required for the direct count).
         """
 
-        def build() -> Any:
+        def counted(distinct: bool) -> Any:
             inner = build_scan(spec, count=True, distinct=distinct)
             if up_to is not None:
                 inner = inner.limit(sa.bindparam("upto"))
-            elif not distinct:
-                return sa.select(sa.func.count()).select_from(inner.subquery())
-            sub = inner.subquery()
-            return sa.select(sa.func.count()).select_from(sub)
+            return sa.select(sa.func.count()).select_from(inner.subquery()).scalar_subquery()
 
-        stmt = self.b.compiled("count", build, shape=(spec.shape(), up_to is None, distinct))
+        def build() -> Any:
+            if not multi_bits:
+                return sa.select(counted(False))
+            if kind is None or multi_bits == -1:
+                return sa.select(counted(True))
+            t = S.kind_multi
+            mask = (
+                sa.select(t.c.multi)
+                .where(t.c.partition == sa.bindparam("pid"), t.c.kind == sa.bindparam("mkind"))
+                .scalar_subquery()
+            )
+            repeats = sa.func.coalesce(mask, 0).op("&")(sa.bindparam("bits")) != 0
+            return sa.select(sa.case((repeats, counted(True)), else_=counted(False)))
+
+        direct = multi_bits == 0
+        case = not direct and multi_bits != -1 and kind is not None
+        stmt = self.b.compiled("count", build, shape=(spec.shape(), up_to is None, direct, case))
         params: dict[str, Any] = {"pid": spec.pid}
+        if case:
+            assert kind is not None
+            params["bits"] = multi_bits
+            params["mkind"] = kind.encode("utf-8")
         if up_to is not None:
             params["upto"] = up_to
         if spec.kind is not None:

@@ -97,6 +97,9 @@ class SQLBackend:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
+        # (partition, kind) -> multi bits known to be committed in dl_kind_multi; they only
+        # ever grow, so a commit needs to record only bits not in here
+        self.kind_multi_known: dict[tuple[int, bytes], int] = {}
         self._lookup_one: str | None = None
         self._written = 0
         self._analyze_at = 1000

@@ -258,3 +258,57 @@ def test_s4_7_count_of_an_or_with_a_key_equality(agg_client: Client) -> None:
     q.add_filter(filter=Or([PropertyFilter("x", "=", None), PropertyFilter("y", "=", None)]))
     q.add_filter(filter=PropertyFilter("__key__", "=", agg_client.key("T", 2)))
     assert value(agg_client.aggregation_query(q).count()) == 1
+
+
+# -- counting directly vs once per entity (BENCHMARKS.md W9) ----------------------------------
+# A count over an index whose properties never held several values in one entity of the
+# kind counts the index entries directly; once one does, each entity is counted once. The
+# switch is read from the database in the counting statement itself, so it holds for other
+# clients (processes) on the same store, and a rolled-back write teaches nothing.
+
+
+def _count_x_positive(client: Client, **fetch: Any) -> int:
+    q = client.query(kind="T")
+    q.add_filter(filter=PropertyFilter("x", ">", 0))
+    result: int = value(client.aggregation_query(q).count(), **fetch)
+    return result
+
+
+def test_count_switches_to_per_entity_after_the_first_list_value(agg_client: Client) -> None:
+    put(agg_client, 1, x=1, tags=["a", "b"])  # a list, but not of the counted property
+    put(agg_client, 2, x=2)
+    assert _count_x_positive(agg_client) == 2
+    put(agg_client, 3, x=[3, 4, 5])
+    assert _count_x_positive(agg_client) == 3
+    assert _count_x_positive(agg_client, limit=2) == 2
+    agg_client.delete(agg_client.key("T", 3))  # the kind keeps counting per entity
+    put(agg_client, 4, x=[6, 7])
+    assert _count_x_positive(agg_client) == 3
+
+
+def test_count_sees_a_list_value_written_by_another_client(
+    shared_url: str, make_client: Callable[..., Client]
+) -> None:
+    first = make_client(url=shared_url)
+    second = make_client(url=shared_url)
+    put(first, 1, x=1)
+    assert _count_x_positive(first) == 1
+    put(second, 2, x=[1, 2, 3])
+    assert _count_x_positive(first) == 2
+    assert _count_x_positive(second) == 2
+
+
+def test_a_rolled_back_list_value_teaches_nothing(make_client: Callable[..., Client]) -> None:
+    client = make_client()
+    put(client, 1, x=1)
+    backend = client._datastore_api.backend
+    pid = backend.partition_id("test-proj", "", "")
+    known = dict(backend.kind_multi_known)
+    with pytest.raises(RuntimeError), backend.write() as w:
+        # storage level: the entity row and its multi-valued mask are written, then the
+        # scope fails, so both roll back and the known-bits cache must not learn the mask
+        w.upsert_entities(pid, [(b"fake-key", "T", b"fake-group", 1, b"", -1 & ((1 << 62) - 1))])
+        raise RuntimeError("roll back")
+    assert backend.kind_multi_known == known
+    put(client, 3, x=[4, 5])  # a later write must still record the list value
+    assert _count_x_positive(client) == 2
