@@ -16,9 +16,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import _commit, _limits, exceptions
+from . import _commit, _limits, _metadata, exceptions
+from ._aggregate import aggregate
 from ._commit import Mutation, MutationResult
 from ._consistency import ConsistencyController, Policy
+from ._cursor import decode_cursor
 from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
@@ -27,7 +29,7 @@ from ._planner import Plan, need_index_error, plan_query, typed_values
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
 from ._registry import IndexRegistry
-from ._throttle import GroupWriteLimit, Throttle
+from ._throttle import GroupWriteLimit, RetryAfter, Throttle
 from ._values import KeyRef
 from .backends.sql import SQLBackend
 
@@ -370,8 +372,6 @@ class LocalDatastoreAPI:
     def _commit_with_retry(
         self, mutations: Sequence[Mutation], state: TxnState | None
     ) -> list[MutationResult]:
-        from ._throttle import RetryAfter
-
         waited = 0.0
         while True:
             try:
@@ -514,12 +514,8 @@ class LocalDatastoreAPI:
         plan, pid = self._prepare_read(spec, transaction, eventual, continuation)
         if pid < 0:
             if start_cursor:
-                from ._cursor import decode_cursor
-
                 decode_cursor(self.backend.secret, plan.fingerprint, start_cursor)
             return ResultBatch()
-        from . import _metadata
-
         if _metadata.is_metadata_kind(spec.kind):
             return _metadata.run(self, plan, limit, offset, start_cursor, end_cursor)
         if transaction is None:
@@ -585,8 +581,6 @@ class LocalDatastoreAPI:
         eventual: bool = False,
     ) -> dict[str, Any]:
         """COUNT / SUM / AVG over a query (SEMANTICS.md §4.7); returns {alias: value}."""
-        from ._aggregate import aggregate
-
         if not aggregations:
             raise exceptions.InvalidArgument("An aggregation query needs at least one aggregation.")
         if len(aggregations) > 5:

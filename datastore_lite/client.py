@@ -17,26 +17,24 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from . import exceptions
 from ._api import LocalDatastoreAPI
 from ._consistency import Eventual, Policy, Strong, parse_policy
+from ._consistency_controls import ConsistencyControls
 from ._convert import body_to_entity, key_to_ref, ref_to_key
 from ._limits import check_ids
 from ._profiles import get_profile
 from ._throttle import GroupWriteLimit
 from ._values import KeyRef
+from .aggregation import AggregationQuery
 from .backends import open_backend
 from .batch import Batch
 from .entity import Entity
 from .key import Key
+from .query import Query
 from .transaction import Transaction
-
-if TYPE_CHECKING:
-    from ._consistency_controls import ConsistencyControls
-    from .aggregation import AggregationQuery
-    from .query import Query
 
 __all__ = ["Client"]
 
@@ -216,8 +214,6 @@ class Client:
     @property
     def consistency(self) -> ConsistencyControls:
         """Controls of the consistency simulation: ``pending()``, ``apply_all()``, ``freeze()``."""
-        from ._consistency_controls import ConsistencyControls
-
         return ConsistencyControls(self)
 
     # -- batch stack -------------------------------------------------------------------------
@@ -268,8 +264,6 @@ class Client:
 
     def query(self, **kwargs: Any) -> Query:
         """A query in this client's project and (default) namespace."""
-        from .query import Query
-
         if "client" in kwargs:
             raise TypeError("Cannot pass client")
         if "project" in kwargs:
@@ -281,8 +275,6 @@ class Client:
 
     def aggregation_query(self, query: Query, **kwargs: Any) -> AggregationQuery:
         """An aggregation (count / sum / avg) over ``query``."""
-        from .aggregation import AggregationQuery
-
         return AggregationQuery(self, query, **kwargs)
 
     def gql(
