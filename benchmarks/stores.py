@@ -97,6 +97,7 @@ class ApiStore:
         client: Any,
         entity_cls: type[Any],
         aborted: tuple[type[BaseException], ...],
+        property_filter: Callable[..., Any],
         *,
         lite: bool,
         maintain: Callable[[], None] | None = None,
@@ -105,6 +106,9 @@ class ApiStore:
         self.client = client
         self.entity_cls = entity_cls
         self.aborted = aborted
+        # The keyword filter form: tuples in ``filters=`` draw the official client's
+        # positional-arguments UserWarning (SEMANTICS.md §8), printed from every W10 child.
+        self.property_filter = property_filter
         self.lite = lite
         self._maintain = maintain
 
@@ -156,7 +160,8 @@ class ApiStore:
         return sum(1 for _ in query.fetch(limit=limit))
 
     def tag_query(self, tag: str, limit: int = 20) -> int:
-        query = self.client.query(kind="Photo", filters=[("tags", "=", tag)], order=["-date"])
+        query = self.client.query(kind="Photo", order=["-date"])
+        query.add_filter(filter=self.property_filter("tags", "=", tag))
         return sum(1 for _ in query.fetch(limit=limit))
 
     def page(self, cursor: Any, size: int = 100) -> tuple[int, Any]:
@@ -167,7 +172,8 @@ class ApiStore:
         return n, (token if n == size else None)
 
     def count_likes_below(self, bound: int) -> int:
-        query = self.client.query(kind="Photo", filters=[("likes", "<", bound)])
+        query = self.client.query(kind="Photo")
+        query.add_filter(filter=self.property_filter("likes", "<", bound))
         aggregation = self.client.aggregation_query(query).count(alias="total")
         for batch in aggregation.fetch():
             for result in batch:
@@ -232,6 +238,7 @@ class ApiStore:
 def _open_lite(spec: StoreSpec) -> ApiStore:
     from datastore_lite import Client, Entity
     from datastore_lite.exceptions import Aborted
+    from datastore_lite.query import PropertyFilter
 
     client = Client(
         project=spec.project,
@@ -247,7 +254,9 @@ def _open_lite(spec: StoreSpec) -> ApiStore:
         def maintain() -> None:
             analyze(libpq_url)
 
-    return ApiStore("lite", client, Entity, (Aborted,), lite=True, maintain=maintain)
+    return ApiStore(
+        "lite", client, Entity, (Aborted,), PropertyFilter, lite=True, maintain=maintain
+    )
 
 
 ANALYZE_SQL = "ANALYZE dl_entities, dl_index_entries, dl_groups"
@@ -272,6 +281,7 @@ def analyze(libpq_url: str) -> None:
 def _open_emulator(spec: StoreSpec) -> ApiStore:
     from google.api_core.exceptions import Aborted, Conflict
     from google.cloud import datastore
+    from google.cloud.datastore.query import PropertyFilter
 
     previous = os.environ.get("DATASTORE_EMULATOR_HOST")
     os.environ["DATASTORE_EMULATOR_HOST"] = spec.location
@@ -284,7 +294,14 @@ def _open_emulator(spec: StoreSpec) -> ApiStore:
             os.environ.pop("DATASTORE_EMULATOR_HOST", None)
         else:
             os.environ["DATASTORE_EMULATOR_HOST"] = previous
-    return ApiStore("emulator", client, datastore.Entity, (Aborted, Conflict), lite=False)
+    return ApiStore(
+        "emulator",
+        client,
+        datastore.Entity,
+        (Aborted, Conflict),
+        PropertyFilter,
+        lite=False,
+    )
 
 
 def open_store(spec: StoreSpec) -> Any:
