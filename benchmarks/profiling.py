@@ -117,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.consistency,
         )
         store: Store = open_store(spec)
-        store.put_users(list(data.user_names()))
+        for names in batched(data.user_names(), 500):  # 500 mutations per commit (§7.1)
+            store.put_users(names)
         for records in batched(data.photo_records(), 500):
             store.put_prepared(store.prepare_photos(records))
         store.maintain()

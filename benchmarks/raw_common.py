@@ -242,6 +242,9 @@ class RawStore:
     def maintain(self) -> None:
         """Untimed upkeep during loads (PostgreSQL: ANALYZE, see stores.analyze)."""
 
+    def settle(self) -> None:
+        """Nothing is pending in hand-written SQL: every write is visible at once."""
+
     def close(self) -> None:
         self.conn.close()
 

@@ -59,6 +59,7 @@ class Store(Protocol):
     def read_counter(self, counter: Any) -> int: ...
     def clone(self) -> Store: ...
     def maintain(self) -> None: ...
+    def settle(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -228,6 +229,11 @@ class ApiStore:
         """What the database's autovacuum would do during a load (see :func:`analyze`)."""
         if self._maintain is not None:
             self._maintain()
+
+    def settle(self) -> None:
+        """Make every pending write visible now (lite's eventual consistency; untimed)."""
+        if self.lite:
+            self.client.consistency.apply_all()
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)

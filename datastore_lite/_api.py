@@ -62,6 +62,10 @@ class TxnState:
     bodies: dict[tuple[int, bytes], tuple[int, bytes] | None] = field(default_factory=dict)
 
 
+#: Plans kept per client (a plan is a few KB; planning a query costs ~100 µs).
+PLAN_CACHE_SIZE = 4096
+
+
 class LocalDatastoreAPI:
     """The in-process Datastore service over one backend."""
 
@@ -410,8 +414,9 @@ class LocalDatastoreAPI:
         except TypeError:
             cache_key = None
         if cache_key is not None:
-            cached = self._plans.get(cache_key)
+            cached = self._plans.pop(cache_key, None)
             if cached is not None:
+                self._plans[cache_key] = cached  # most recently used last (LRU order)
                 return cached
         try:
             plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
@@ -429,8 +434,13 @@ class LocalDatastoreAPI:
             if plan.recommended is not None:
                 raise need_index_error(plan.recommended)
         if cache_key is not None:
-            if len(self._plans) > 512:
-                self._plans.clear()
+            # Plans hold their filter and ancestor values, so an app querying many users'
+            # streams has a plan per user: evict the least recently used, never the lot.
+            while len(self._plans) >= PLAN_CACHE_SIZE:
+                try:
+                    del self._plans[next(iter(self._plans))]
+                except (KeyError, RuntimeError, StopIteration):  # another thread got there
+                    break
             self._plans[cache_key] = plan
         return plan
 

@@ -127,7 +127,10 @@ class Txn:
                 tuple(row[i] if i >= 0 else defaults[name] for i, name in zip(index, order))
                 for row in rows
             ]
-        self.cur.executemany(sql, rows)
+        if len(rows) == 1:  # the common single-entity commit: execute skips the batching
+            self.cur.execute(sql, rows[0])
+        else:
+            self.cur.executemany(sql, rows)
 
     def fetchone(self, stmt: _Compiled, params: dict[str, Any]) -> Row | None:
         self.run(stmt, params)

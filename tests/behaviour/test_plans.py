@@ -207,3 +207,37 @@ def test_offset_reads_its_rows_but_stays_in_range(
     got = _run(query, offset=10, limit=5)
     assert len(got) == 5
     _assert_range_scans(photos, captured)
+
+
+def test_plan_cache_keeps_recent_plans_and_evicts_the_least_recently_used(
+    photos: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plans hold their values (one per user's stream): an LRU keeps the hot ones."""
+    import datastore_lite._api as api_module
+    import datastore_lite._planner as planner_module
+
+    monkeypatch.setattr(api_module, "PLAN_CACHE_SIZE", 3)
+    planned: list[Any] = []
+    real_plan_query = planner_module.plan_query
+
+    def counting_plan_query(spec: Any, *args: Any, **kwargs: Any) -> Any:
+        planned.append(spec.ancestor)
+        return real_plan_query(spec, *args, **kwargs)
+
+    monkeypatch.setattr(api_module, "plan_query", counting_plan_query)
+
+    def stream(user: str) -> list[Entity]:
+        query = photos.query(kind="Photo", ancestor=photos.key("User", user), order=["-date"])
+        return list(query.fetch(limit=5))
+
+    expected = {u: [e.key for e in stream(u)] for u in ("u0", "u1", "u2")}
+    assert len(planned) == 3
+    assert [e.key for e in stream("u0")] == expected["u0"]  # hit: u0 becomes most recent
+    assert len(planned) == 3
+    stream("u3")  # full: evicts u1, the least recently used
+    assert len(planned) == 4
+    assert [e.key for e in stream("u0")] == expected["u0"]
+    assert [e.key for e in stream("u2")] == expected["u2"]
+    assert len(planned) == 4
+    assert [e.key for e in stream("u1")] == expected["u1"]  # evicted: planned again
+    assert len(planned) == 5
