@@ -596,6 +596,30 @@ def _sdk_requirement(spec: QuerySpec, conj: list[Atom], registry: IndexRegistry)
     """
     if spec.kind is None:
         return None
+    # the answer depends on the query's shape only (names, operators, orders), not on its
+    # values: remembered per shape so a new user's first query plans like a repeat one
+    memo_key = (
+        "sdk",
+        spec.kind,
+        spec.ancestor is not None,
+        tuple((name, op) for name, op, _ in conj),
+        spec.orders,
+        spec.projection,
+        spec.distinct_on,
+    )
+    memo = registry.memo
+    if memo_key in memo:
+        remembered: Index | None = memo[memo_key]
+        return remembered
+    recommended = _sdk_requirement_uncached(spec, conj, registry)
+    registry.remember(memo_key, recommended)
+    return recommended
+
+
+def _sdk_requirement_uncached(
+    spec: QuerySpec, conj: list[Atom], registry: IndexRegistry
+) -> Index | None:
+    assert spec.kind is not None
     need = requirement(
         spec.kind,
         spec.ancestor is not None,
@@ -910,6 +934,42 @@ def _component_range(prefix: bytes, interval: Interval, descending: bool) -> Int
 
 
 def _match_composite(
+    registry: IndexRegistry,
+    kind: str,
+    conds: dict[str, Cond],
+    scan_orders: list[tuple[str, bool]],
+    order: Orders,
+    projection: tuple[str, ...],
+    spec: QuerySpec,
+    key_value: bytes | None = None,
+    regroup: bool = False,
+) -> _Match | None:
+    """``_match_composite_uncached``, remembered per query shape (it reads no values)."""
+    memo_key = (
+        "match",
+        kind,
+        frozenset(n for n, c in conds.items() if c.eq),
+        frozenset(conds),
+        tuple(scan_orders),
+        order.free,
+        order.exists,
+        projection,
+        spec.ancestor is not None,
+        key_value is not None,
+        regroup,
+    )
+    memo = registry.memo
+    if memo_key in memo:
+        remembered: _Match | None = memo[memo_key]
+        return remembered
+    match = _match_composite_uncached(
+        registry, kind, conds, scan_orders, order, projection, spec, key_value, regroup
+    )
+    registry.remember(memo_key, match)
+    return match
+
+
+def _match_composite_uncached(
     registry: IndexRegistry,
     kind: str,
     conds: dict[str, Cond],

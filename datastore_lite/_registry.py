@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from .backends.sql import SQLBackend
 from .indexes import Index, IndexProperty
@@ -16,6 +17,7 @@ from .indexes import Index, IndexProperty
 __all__ = ["CompositeIndex", "IndexRegistry"]
 
 BUILDING, SERVING, DELETING = "building", "serving", "deleting"
+MEMO_SIZE = 4096
 
 
 class CompositeIndex:
@@ -48,6 +50,16 @@ class IndexRegistry:
         self.builtin: dict[tuple[str, str], int] = {}
         self.composites: dict[str, list[CompositeIndex]] = {}
         self.by_id: dict[int, CompositeIndex] = {}
+        # The planner's shape-only decisions (which composite index serves a query shape,
+        # which one the SDK rules demand), valid for these definitions: replaced on reload.
+        self.memo: dict[Any, Any] = {}
+
+    def remember(self, key: Any, value: Any) -> None:
+        """Keep a planner decision for ``key`` (a query shape: names and operators only)."""
+        memo = self.memo
+        if len(memo) >= MEMO_SIZE:  # shapes are few; a runaway app only costs re-planning
+            memo.clear()
+        memo[key] = value
 
     def reload(self, generation: int | None = None) -> None:
         """Re-read every definition from the database."""
@@ -67,6 +79,7 @@ class IndexRegistry:
             self.builtin = builtin
             self.composites = composites
             self.by_id = by_id
+            self.memo = {}
             if generation is not None:
                 self.generation = generation
 

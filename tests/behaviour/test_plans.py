@@ -241,3 +241,52 @@ def test_plan_cache_keeps_recent_plans_and_evicts_the_least_recently_used(
     assert len(planned) == 4
     assert [e.key for e in stream("u1")] == expected["u1"]  # evicted: planned again
     assert len(planned) == 5
+
+
+def test_index_choice_is_remembered_per_query_shape_not_per_value(
+    photos: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new user's first stream query reuses the index decision of another user's."""
+    import datastore_lite._planner as planner_module
+
+    chosen: list[str] = []
+    real_match = planner_module._match_composite_uncached
+    real_sdk = planner_module._sdk_requirement_uncached
+
+    def counting_match(*args: Any, **kwargs: Any) -> Any:
+        chosen.append("match")
+        return real_match(*args, **kwargs)
+
+    def counting_sdk(*args: Any, **kwargs: Any) -> Any:
+        chosen.append("sdk")
+        return real_sdk(*args, **kwargs)
+
+    monkeypatch.setattr(planner_module, "_match_composite_uncached", counting_match)
+    monkeypatch.setattr(planner_module, "_sdk_requirement_uncached", counting_sdk)
+    registry = photos._datastore_api.registry
+    registry.memo.clear()
+
+    def stream(user: str) -> list[Any]:
+        query = photos.query(kind="Photo", ancestor=photos.key("User", user), order=["-date"])
+        return [e.key for e in query.fetch(limit=5)]
+
+    def tagged(tag: str) -> list[Any]:
+        query = photos.query(kind="Photo", order=["-date"])
+        query.add_filter(filter=PropertyFilter("tags", "=", tag))
+        return [e.key for e in query.fetch(limit=5)]
+
+    first = stream("u0")
+    assert sorted(chosen) == ["match", "sdk"]
+    for u in range(1, 12):
+        got = stream(f"u{u}")
+        assert len(got) == 5 and all(k.parent == photos.key("User", f"u{u}") for k in got)
+    assert sorted(chosen) == ["match", "sdk"]  # the other 11 users planned from the memo
+    tagged("t0")
+    assert len(chosen) == 4  # a new shape decides afresh
+    assert tagged("t3") and len(chosen) == 4
+    # new index definitions (another process, `indexes build`, ...) drop every decision
+    registry.reload(registry.generation)
+    assert registry.memo == {}
+    photos._datastore_api._plans.clear()  # (same generation: the plan cache would answer)
+    assert stream("u0") == first
+    assert len(chosen) == 6
