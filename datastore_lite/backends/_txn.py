@@ -39,6 +39,7 @@ class _Scope:
                 backend._lock.acquire()
                 self.locked = True
             txn = self.txn = backend._txn()
+            txn.on_commit = None  # the Txn is reused: callbacks belong to one scope
             if self.write:
                 txn.cur.execute(self.begin or backend.write_begin)
             return txn
@@ -156,8 +157,21 @@ class Txn:
             stmt = sa.select(m.c.value).where(m.c.name == "index_generation")
             return stmt.with_for_update(read=True) if lock else stmt
 
+        b = self.b
+        if b.shared_connection and b.known_generation is not None:
+            # nobody else can move it (see SQLBackend.known_generation)
+            return b.known_generation
         row = self.fetchone(self.b.compiled(f"meta_generation_{lock}", build), {})
-        return int(row[0]) if row else 0
+        generation = int(row[0]) if row else 0
+        if b.shared_connection:
+            self._after_commit(lambda: setattr(b, "known_generation", generation))
+        return generation
+
+    def _after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this write scope commits (never after a rollback)."""
+        if self.on_commit is None:
+            self.on_commit = []
+        self.on_commit.append(callback)
 
     def meta_values(self) -> dict[str, str]:
         """The small mutable settings: index generation and whether writes were deferred."""
@@ -183,6 +197,8 @@ class Txn:
     def bump_index_generation(self) -> None:
         m = S.meta
         # value is text; read-modify-write inside this write transaction
+        b = self.b
+        b.known_generation = None  # unknown until this scope commits (or rolls back)
         generation = self.index_generation() + 1
         stmt = self.b.compiled(
             "meta_generation_set",
@@ -191,6 +207,9 @@ class Txn:
             ),
         )
         self.run(stmt, {"value": str(generation)})
+        if b.shared_connection:
+            # runs after the read's callback above: the committed value wins
+            self._after_commit(lambda: setattr(b, "known_generation", generation))
 
     # -- lookups -----------------------------------------------------------------------------
 
@@ -415,9 +434,7 @@ class Txn:
             for k, m in new:
                 known[(pid, k)] = known.get((pid, k), 0) | m
 
-        if self.on_commit is None:
-            self.on_commit = []
-        self.on_commit.append(learn)
+        self._after_commit(learn)
 
     def delete_entities(self, pid: int, keys: Sequence[bytes]) -> None:
         e = S.entities

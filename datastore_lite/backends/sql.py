@@ -97,6 +97,10 @@ class SQLBackend:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._partition_ids: dict[tuple[str, str, str], int] = {}
+        # The committed index generation, known without asking only when no other process
+        # or backend can change it: a shared in-memory connection is this object's alone.
+        # Set after the commit that read or bumped it (Txn.index_generation).
+        self.known_generation: int | None = None
         # (partition, kind) -> multi bits known to be committed in dl_kind_multi; they only
         # ever grow, so a commit needs to record only bits not in here
         self.kind_multi_known: dict[tuple[int, bytes], int] = {}
