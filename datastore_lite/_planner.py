@@ -607,13 +607,7 @@ def _sdk_requirement(spec: QuerySpec, conj: list[Atom], registry: IndexRegistry)
         spec.projection,
         spec.distinct_on,
     )
-    memo = registry.memo
-    if memo_key in memo:
-        remembered: Index | None = memo[memo_key]
-        return remembered
-    recommended = _sdk_requirement_uncached(spec, conj, registry)
-    registry.remember(memo_key, recommended)
-    return recommended
+    return registry.recall(memo_key, lambda: _sdk_requirement_uncached(spec, conj, registry))
 
 
 def _sdk_requirement_uncached(
@@ -944,42 +938,6 @@ def _match_composite(
     key_value: bytes | None = None,
     regroup: bool = False,
 ) -> _Match | None:
-    """``_match_composite_uncached``, remembered per query shape (it reads no values)."""
-    memo_key = (
-        "match",
-        kind,
-        frozenset(n for n, c in conds.items() if c.eq),
-        frozenset(conds),
-        tuple(scan_orders),
-        order.free,
-        order.exists,
-        projection,
-        spec.ancestor is not None,
-        key_value is not None,
-        regroup,
-    )
-    memo = registry.memo
-    if memo_key in memo:
-        remembered: _Match | None = memo[memo_key]
-        return remembered
-    match = _match_composite_uncached(
-        registry, kind, conds, scan_orders, order, projection, spec, key_value, regroup
-    )
-    registry.remember(memo_key, match)
-    return match
-
-
-def _match_composite_uncached(
-    registry: IndexRegistry,
-    kind: str,
-    conds: dict[str, Cond],
-    scan_orders: list[tuple[str, bool]],
-    order: Orders,
-    projection: tuple[str, ...],
-    spec: QuerySpec,
-    key_value: bytes | None = None,
-    regroup: bool = False,
-) -> _Match | None:
     """A serving index laid out as equalities + the scan orders (+ filtered extras).
 
     SEMANTICS.md §3.4: after a prefix of equality properties the index holds exactly the
@@ -994,6 +952,23 @@ def _match_composite_uncached(
     FailedPrecondition saying so.
     """
     eq_props = {n for n, c in conds.items() if c.eq}
+    # the decision reads names and operators, never values: remembered per query shape
+    memo_key = (
+        "match",
+        kind,
+        frozenset(eq_props),
+        frozenset(conds),
+        tuple(scan_orders),
+        order.free,
+        order.exists,
+        projection,
+        spec.ancestor is not None,
+        key_value is not None,
+        regroup,
+    )
+    if memo_key in registry.memo:
+        remembered: _Match | None = registry.memo[memo_key]
+        return remembered
     head = [(n, d) for n, d in scan_orders if n not in order.exists]
     tail = [(n, d) for n, d in scan_orders if n in order.exists]
     tail_names = sorted(n for n, _ in tail)
@@ -1050,7 +1025,9 @@ def _match_composite_uncached(
             best = (score, match)
     if best is None and building is not None:
         raise _still_building(building)
-    return best[1] if best is not None else None
+    result = best[1] if best is not None else None
+    registry.remember(memo_key, result)
+    return result
 
 
 def need_index_error(index: Index) -> exceptions.DatastoreLiteError:

@@ -8,8 +8,8 @@ write transaction, so a writer never misses an index another process just added)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from .backends.sql import SQLBackend
 from .indexes import Index, IndexProperty
@@ -18,6 +18,7 @@ __all__ = ["CompositeIndex", "IndexRegistry"]
 
 BUILDING, SERVING, DELETING = "building", "serving", "deleting"
 MEMO_SIZE = 4096
+_T = TypeVar("_T")
 
 
 class CompositeIndex:
@@ -53,6 +54,16 @@ class IndexRegistry:
         # The planner's shape-only decisions (which composite index serves a query shape,
         # which one the SDK rules demand), valid for these definitions: replaced on reload.
         self.memo: dict[Any, Any] = {}
+
+    def recall(self, key: Any, decide: Callable[[], _T]) -> _T:
+        """The remembered decision for ``key``, else ``decide()`` (then remembered)."""
+        memo = self.memo
+        if key in memo:
+            remembered: _T = memo[key]
+            return remembered
+        value = decide()
+        self.remember(key, value)
+        return value
 
     def remember(self, key: Any, value: Any) -> None:
         """Keep a planner decision for ``key`` (a query shape: names and operators only)."""

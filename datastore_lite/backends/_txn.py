@@ -267,35 +267,44 @@ class Txn:
 
     def read_entities(self, pid: int, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """Current (version, body) of the entities among ``keys`` that exist."""
-        if not keys:
-            return {}
         e = S.entities
-        stmt = self.b.compiled(
-            "read_entities",
-            lambda: sa.select(e.c.key, e.c.version, e.c.body).where(
-                e.c.partition == sa.bindparam("pid"),
-                e.c.key.in_(sa.bindparam("k", expanding=True)),
-            ),
-            k=len(keys),
+        rows = self._select_in(
+            "read_entities", pid, e.c.partition, e.c.key, keys, e.c.version, e.c.body
         )
-        params: dict[str, Any] = {"pid": pid}
-        _expand(params, "k", keys)
-        return {bytes(r[0]): (r[1], bytes(r[2])) for r in self.fetchall(stmt, params)}
+        return {bytes(r[0]): (r[1], bytes(r[2])) for r in rows}
 
     def group_states(self, pid: int, group_keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
         """(version, applied) of existing groups among ``group_keys``."""
         g = S.groups
+        rows = self._select_in(
+            "group_states", pid, g.c.partition, g.c.group_key, group_keys, g.c.version, g.c.applied
+        )
+        return {bytes(r[0]): (r[1], r[2]) for r in rows}
+
+    def _select_in(
+        self,
+        name: str,
+        pid: int,
+        partition: Any,
+        column: Any,
+        values: Sequence[bytes],
+        *more: Any,
+    ) -> list[Row]:
+        """``SELECT column, *more WHERE partition = :pid AND column IN (values)``; the
+        statement is compiled once per number of values."""
+        if not values:
+            return []
         stmt = self.b.compiled(
-            "group_states",
-            lambda: sa.select(g.c.group_key, g.c.version, g.c.applied).where(
-                g.c.partition == sa.bindparam("pid"),
-                g.c.group_key.in_(sa.bindparam("g", expanding=True)),
+            name,
+            lambda: sa.select(column, *more).where(
+                partition == sa.bindparam("pid"),
+                column.in_(sa.bindparam("v", expanding=True)),
             ),
-            g=len(group_keys),
+            v=len(values),
         )
         params: dict[str, Any] = {"pid": pid}
-        _expand(params, "g", group_keys)
-        return {bytes(r[0]): (r[1], r[2]) for r in self.fetchall(stmt, params)}
+        _expand(params, "v", values)
+        return self.fetchall(stmt, params)
 
     # -- writes ------------------------------------------------------------------------------
 

@@ -247,24 +247,16 @@ def test_index_choice_is_remembered_per_query_shape_not_per_value(
     photos: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A new user's first stream query reuses the index decision of another user's."""
-    import datastore_lite._planner as planner_module
-
-    chosen: list[str] = []
-    real_match = planner_module._match_composite_uncached
-    real_sdk = planner_module._sdk_requirement_uncached
-
-    def counting_match(*args: Any, **kwargs: Any) -> Any:
-        chosen.append("match")
-        return real_match(*args, **kwargs)
-
-    def counting_sdk(*args: Any, **kwargs: Any) -> Any:
-        chosen.append("sdk")
-        return real_sdk(*args, **kwargs)
-
-    monkeypatch.setattr(planner_module, "_match_composite_uncached", counting_match)
-    monkeypatch.setattr(planner_module, "_sdk_requirement_uncached", counting_sdk)
     registry = photos._datastore_api.registry
     registry.memo.clear()
+    chosen: list[str] = []  # the decisions taken afresh (not recalled)
+    real_remember = registry.remember
+
+    def counting_remember(key: Any, value: Any) -> None:
+        chosen.append(key[0])
+        real_remember(key, value)
+
+    monkeypatch.setattr(registry, "remember", counting_remember)
 
     def stream(user: str) -> list[Any]:
         query = photos.query(kind="Photo", ancestor=photos.key("User", user), order=["-date"])
