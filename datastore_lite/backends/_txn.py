@@ -268,16 +268,14 @@ class Txn:
     def read_entities(self, pid: int, keys: Sequence[bytes]) -> dict[bytes, tuple[int, bytes]]:
         """Current (version, body) of the entities among ``keys`` that exist."""
         e = S.entities
-        rows = self._select_in(
-            "read_entities", pid, e.c.partition, e.c.key, keys, e.c.version, e.c.body
-        )
+        rows = self._select_in("read_entities", pid, e.c.key, keys, e.c.version, e.c.body)
         return {bytes(r[0]): (r[1], bytes(r[2])) for r in rows}
 
     def group_states(self, pid: int, group_keys: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
         """(version, applied) of existing groups among ``group_keys``."""
         g = S.groups
         rows = self._select_in(
-            "group_states", pid, g.c.partition, g.c.group_key, group_keys, g.c.version, g.c.applied
+            "group_states", pid, g.c.group_key, group_keys, g.c.version, g.c.applied
         )
         return {bytes(r[0]): (r[1], r[2]) for r in rows}
 
@@ -285,19 +283,18 @@ class Txn:
         self,
         name: str,
         pid: int,
-        partition: Any,
         column: Any,
         values: Sequence[bytes],
         *more: Any,
     ) -> list[Row]:
-        """``SELECT column, *more WHERE partition = :pid AND column IN (values)``; the
-        statement is compiled once per number of values."""
+        """``SELECT column, *more FROM column's table WHERE partition = :pid AND column IN
+        (values)``; the statement is compiled once per number of values."""
         if not values:
             return []
         stmt = self.b.compiled(
             name,
             lambda: sa.select(column, *more).where(
-                partition == sa.bindparam("pid"),
+                column.table.c.partition == sa.bindparam("pid"),
                 column.in_(sa.bindparam("v", expanding=True)),
             ),
             v=len(values),
