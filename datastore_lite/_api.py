@@ -92,6 +92,8 @@ class LocalDatastoreAPI:
         self._refresh_registry()
         self.throttle = Throttle(write_limit, sleep) if write_limit is not None else None
         self._txns: dict[bytes, TxnState] = {}
+        self._sweep_at = 32  # sweep abandoned transactions when more are open
+        self._swept = clock()  # or when the last sweep is older than a transaction may live
         self._plans: dict[Any, Plan] = {}
         self._registry_checked = time.monotonic()
         self.index_yaml: str | None = None
@@ -109,13 +111,18 @@ class LocalDatastoreAPI:
         txn_id = secrets.token_bytes(12)
         now = self.clock()
         with self._txn_lock:
-            if len(self._txns) > 32:
+            limit = self.profile.transaction_time_limit or 86400.0
+            open_now = len(self._txns)
+            if open_now > 32 and (open_now > self._sweep_at or now - self._swept > limit):
                 # transactions begun and abandoned (never committed or rolled back) expire
                 # with the profile's time limit; forget them so a long-running process
-                # does not grow
-                limit = self.profile.transaction_time_limit or 86400.0
+                # does not grow. The next sweep waits until twice as many are open or a
+                # time limit has passed, so many open, unexpired transactions do not make
+                # every begin scan them all.
                 for stale in [t for t, s in self._txns.items() if now - s.started > limit]:
                     del self._txns[stale]
+                self._sweep_at = max(32, 2 * len(self._txns))
+                self._swept = now
             self._txns[txn_id] = TxnState(txn_id, read_only, now)
         return txn_id
 
@@ -155,8 +162,8 @@ class LocalDatastoreAPI:
     def _note_groups(self, state: TxnState, groups: Sequence[tuple[int, bytes]]) -> None:
         """Enforce the legacy limit of 25 entity groups per transaction (SEMANTICS.md §6.1)."""
         limit = self.profile.max_groups_per_transaction
-        if limit is None:
-            return
+        if limit is None or len(state.groups) + len(state.written_groups) + len(groups) <= limit:
+            return  # (that few cannot exceed the limit, overlapping or not)
         touched = set(state.groups) | state.written_groups | set(groups)
         if len(touched) > limit:
             raise exceptions.InvalidArgument(
@@ -259,6 +266,42 @@ class LocalDatastoreAPI:
         result.found = [found[i] for i in sorted(found)]
         return result
 
+    def get_in_transaction(self, ref: KeyRef, transaction: bytes) -> bytes | None:
+        """The body of one entity read in a transaction, or None: ``lookup`` of one key, lean.
+
+        The path of ``client.get`` inside ``with client.transaction()``: the same checks and
+        snapshot rules as :meth:`lookup` (SEMANTICS.md §6.1), without its request objects.
+        A transaction that already read another group needs the shared snapshot of
+        :meth:`_lookup_in_transaction`, so it takes that path.
+        """
+        if not _limits.plainly_valid(ref, False):
+            _limits.check_key(ref, write=False)
+        self.tick()
+        state = self._txn(transaction)
+        # even a read of an empty partition is tracked (see lookup)
+        pid = self.pid_of(ref, create=True)
+        key, group = encode_key_group(ref.path)
+        seen = state.groups
+        if seen and (len(seen) > 1 or (pid, group) not in seen):
+            result = self.lookup([ref], transaction)
+            return result.found[0][1] if result.found else None
+        self._note_groups(state, ((pid, group),))
+        if not self.consistency.strong_reads:
+            self.consistency.catch_up(pid, [group])
+        with self.backend.read() as r:
+            rows = r.lookup(pid, (group,), (key,))
+        version = 0
+        hit = None
+        for _group, group_version, applied, found_key, entity_version, body in rows:
+            if applied < group_version:  # written again since the catch-up: contention
+                raise exceptions.Aborted(exceptions.CONTENTION_MESSAGE)
+            version = group_version
+            if found_key is not None:
+                hit = (entity_version, bytes(body))
+        self._snapshot(state, pid, group, version)
+        state.bodies[(pid, key)] = hit
+        return None if hit is None else hit[1]
+
     def _check_prior_reads(self, r: Any, state: TxnState, now: set[tuple[int, bytes]]) -> None:
         """Groups the transaction read before must not have moved (SEMANTICS.md §6.1)."""
         prior: dict[int, list[bytes]] = {}
@@ -356,15 +399,12 @@ class LocalDatastoreAPI:
                     raise exceptions.InvalidArgument(
                         "Cannot modify entities in a read-only transaction."
                     )
-                groups = []
-                for number, m in enumerate(mutations):
-                    pid = self.pid_of(m.key, create=True)
-                    if len(m.key.path) < 2:
-                        # a partial root key starts a new group of its own
-                        groups.append((pid, b"\xff new group %d" % number))
-                    else:
-                        groups.append((pid, encode_path(m.key.path[:2])))
-                self._note_groups(state, groups)
+                limit = self.profile.max_groups_per_transaction
+                if limit is not None and (
+                    len(state.groups) + len(state.written_groups) + len(mutations) > limit
+                ):
+                    # (fewer groups than that cannot exceed the limit: nothing to count)
+                    self._note_mutation_groups(state, mutations)
             if state is not None and not mutations:
                 # nothing to write: the reads were one consistent snapshot (reads of a
                 # group that moved fail early), so there is nothing to re-check
@@ -373,6 +413,18 @@ class LocalDatastoreAPI:
         finally:
             if transaction is not None:
                 self._finish(transaction)
+
+    def _note_mutation_groups(self, state: TxnState, mutations: Sequence[Mutation]) -> None:
+        """The 25-group limit (SEMANTICS.md §6.1) over the groups read and written."""
+        groups = []
+        for number, m in enumerate(mutations):
+            pid = self.pid_of(m.key, create=True)
+            if len(m.key.path) < 2:
+                # a partial root key starts a new group of its own
+                groups.append((pid, b"\xff new group %d" % number))
+            else:
+                groups.append((pid, encode_path(m.key.path[:2])))
+        self._note_groups(state, groups)
 
     def _commit_with_retry(
         self, mutations: Sequence[Mutation], state: TxnState | None

@@ -338,6 +338,20 @@ class Client:
                     key._flat_path, key._project, key._namespace or None, key._database or None
                 )
             return body_to_entity(key, body)
+        if (
+            missing is None
+            and deferred is None
+            and transaction is None
+            and read_time is None
+            and not eventual
+            and type(key) is Key
+            and key._project == self.project
+        ):
+            current = self.current_batch
+            if type(current) is Transaction:
+                # the read of a read-modify-write transaction, without get_multi's lists
+                body = self._datastore_api.get_in_transaction(key_to_ref(key), current._read_id())
+                return None if body is None else body_to_entity(key, body)
         entities = self.get_multi(
             [key],
             missing=missing,

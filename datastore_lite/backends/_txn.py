@@ -339,6 +339,17 @@ class Txn:
                 },
             ).returning(g.c.group_key, g.c.version, g.c.applied, g.c.tokens, g.c.tokens_at)
 
+        if n == 1:
+            # the hot path (a commit to one group): positional, no parameter naming loop
+            sql, order = self.b.positional(self.b.compiled("lock_groups", build, n=1))
+            group = group_keys[0]
+            step = 1 if group in bump else 0
+            values = {"pid": pid, "gk_0": group, "b_0": step}
+            self.cur.execute(sql, tuple(values[name] for name in order))
+            out = {}
+            for r in self.cur.fetchall():
+                out[bytes(r[0])] = (r[1] - step, r[2] - step, r[3], r[4])
+            return out
         stmt = self.b.compiled("lock_groups", build, n=n)
         params: dict[str, Any] = {"pid": pid}
         for i, gk in enumerate(group_keys):
@@ -469,6 +480,26 @@ class Txn:
 
         stmt = self.b.compiled(f"insert_entries_{ignore_existing}", build)
         self.runrows(stmt, ("iid", "pid", "v", "k"), [(i, pid, v, k) for i, v, k in rows])
+
+    def move_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes, bytes]]) -> None:
+        """Change the value of index entries: rows of (index_id, old value, new value, key)."""
+        x = S.index_entries
+        stmt = self.b.compiled(
+            "move_entries",
+            lambda: (
+                x.update()
+                .where(
+                    x.c.index_id == sa.bindparam("iid"),
+                    x.c.partition == sa.bindparam("pid"),
+                    x.c.value == sa.bindparam("old"),
+                    x.c.key == sa.bindparam("k"),
+                )
+                .values(value=sa.bindparam("new"))
+            ),
+        )
+        self.runrows(
+            stmt, ("iid", "pid", "old", "new", "k"), [(i, pid, o, n, k) for i, o, n, k in rows]
+        )
 
     def delete_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
         """Remove index entries: rows of (index_id, value, key)."""

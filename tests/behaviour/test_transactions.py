@@ -765,6 +765,29 @@ def test_legacy_transaction_expires_after_60_seconds(make_client: Callable[..., 
     assert value_of(client, key) == 2
 
 
+def test_abandoned_transactions_are_forgotten_once_expired(
+    make_client: Callable[..., Client],
+) -> None:
+    """Transactions begun and never finished do not pile up, and many open ones do not make
+    every ``begin`` scan them all (the sweep waits until twice as many are open)."""
+    clock = FakeClock()
+    client = make_client(clock=clock.time, sleep=clock.sleep)
+    api = client._datastore_api
+    sweeps = 0
+    first = set()
+    for _ in range(300):
+        before = api._sweep_at
+        first.add(api.begin_transaction())
+        sweeps += api._sweep_at != before
+    assert len(api._txns) == 300  # none expired: all kept
+    assert sweeps <= 4  # 32 -> 66 -> 134 -> 270 -> 540: a handful of scans, not 268
+    clock.advance(61)  # past the legacy 60 s limit
+    for _ in range(300):
+        api.begin_transaction()
+    assert not first & set(api._txns)  # the expired ones were forgotten at a sweep
+    assert len(api._txns) <= 300
+
+
 def test_expired_transaction_refuses_reads(make_client: Callable[..., Client]) -> None:
     clock = FakeClock()
     client = make_client(clock=clock.time, sleep=clock.sleep)
