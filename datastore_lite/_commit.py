@@ -406,7 +406,11 @@ def _pair_moves(
     UPDATE each instead of a DELETE and an INSERT - a changed single-valued property is
     then one statement (a read-modify-write of a counter: 5 statements instead of 6).
     No move can collide with an entry: an added entry is never among the entity's
-    current ones (``new - old``), and the removed and added sets are disjoint.
+    current ones (``new - old``), and the removed and added sets are disjoint. A removed
+    entry that is not there (a composite index still building, whose backfill has not
+    reached this entity) makes its move a no-op where DELETE + INSERT would have added the
+    new entry; the backfill then adds it from the current body (``_index_sync``), so both
+    end the same.
     """
     if len(remove) == 1 and len(add) == 1:  # the commonest case: one property changed
         (iid, old, key), (new_iid, new, new_key) = remove[0], add[0]
