@@ -60,6 +60,9 @@ class TxnState:
     # (partition id, key) -> (entity version, body) or None, as the transaction read them:
     # the commit reuses them (their groups are checked unchanged) instead of reading again
     bodies: dict[tuple[int, bytes], tuple[int, bytes] | None] = field(default_factory=dict)
+    # (ref, partition id, key, group key) of the last one-key read: a read-modify-write
+    # commits the key it read, so the commit need not encode it again
+    last_read: tuple[KeyRef, int, bytes, bytes] | None = None
 
 
 #: Plans kept per client: a cached ancestor-query plan measured ~2.4 KB (tracemalloc), so
@@ -300,6 +303,7 @@ class LocalDatastoreAPI:
                 hit = (entity_version, bytes(body))
         self._snapshot(state, pid, group, version)
         state.bodies[(pid, key)] = hit
+        state.last_read = (ref, pid, key, group)
         return None if hit is None else hit[1]
 
     def _check_prior_reads(self, r: Any, state: TxnState, now: set[tuple[int, bytes]]) -> None:

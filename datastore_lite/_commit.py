@@ -134,8 +134,12 @@ def _commit_one(
     nothing, for a transaction that read groups besides the one written: their versions
     need the general path's check.
     """
-    pid = api.pid_of(ref, create=True)
-    key, group = encode_key_group(ref.path)
+    last = txn.last_read if txn is not None else None
+    if last is not None and last[0] == ref:
+        (_ref, pid, key, group) = last  # the key the transaction just read, encoded
+    else:
+        pid = api.pid_of(ref, create=True)
+        key, group = encode_key_group(ref.path)
     seen_version: int | None = None
     was_read = False  # whether the transaction read this entity (hit: what it read)
     hit: tuple[int, bytes] | None = None
@@ -153,10 +157,13 @@ def _commit_one(
     entity = m.entity
     if entity is not None and m.op != "delete":
         body = encode_body(entity.properties, entity.exclude)
-        _limits.check_entity_size(repr(ref.path), len(body) + len(key))
+        _limits.check_entity_size(len(body) + len(key))
         values = index_values(entity.properties, entity.exclude, api.profile.empty_list_is_null)
-        if values:
-            api.registry.ensure_builtin([(kind, name) for name in values])
+        builtin = api.registry.builtin
+        for name in values:
+            if (kind, name) not in builtin:
+                api.registry.ensure_builtin([(kind, name) for name in values])
+                break
     scattered_floor = reserve_threshold(ref.path[-1]) if body is not None else 0
     with api.backend.write() as w:
         generation = w.index_generation(lock=True)
@@ -194,6 +201,8 @@ def _commit_one(
 
 def _complete_keys(api: LocalDatastoreAPI, mutations: Sequence[Mutation]) -> list[KeyRef]:
     """Step 2: give partial keys scattered ids, in request order."""
+    if len(mutations) == 1 and len(mutations[0].key.path) % 2 == 0:
+        return [mutations[0].key]  # one complete key (the commonest commit)
     partial = sum(1 for m in mutations if m.key.is_partial)
     if not partial:
         return [m.key for m in mutations]
@@ -231,7 +240,7 @@ def _prepare(
         if m.entity is not None and m.op != "delete":
             entity = m.entity
             item.body = encode_body(entity.properties, entity.exclude)
-            _limits.check_entity_size(repr(ref.path), len(item.body) + len(key))
+            _limits.check_entity_size(len(item.body) + len(key))
             item.values = index_values(entity.properties, entity.exclude, empty_null)
         part.items.append(item)
         part.write_groups.add(group)

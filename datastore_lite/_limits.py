@@ -166,7 +166,22 @@ def check_properties(entity: EntityValue, depth: int = 0) -> None:
             _check_value(name, value, indexed, depth)
 
 
+#: Property names already found valid: an app writes the same few names over and over.
+#: Bounded, so names made from data (one per user, say) cannot grow it without end.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_MAX = 4096
+
+
 def _check_property_name(name: str) -> None:
+    if name in _VALID_NAMES and type(name) is str:
+        return
+    _check_new_property_name(name)
+    if len(_VALID_NAMES) >= _VALID_NAMES_MAX:
+        _VALID_NAMES.clear()
+    _VALID_NAMES.add(name)
+
+
+def _check_new_property_name(name: str) -> None:
     if not isinstance(name, str):
         raise _invalid(f"Property names must be strings, got {name!r}.")
     if name == "":
@@ -222,7 +237,7 @@ def check_lookup_count(count: int) -> None:
         raise _invalid("cannot get more than 1000 keys in a single call")
 
 
-def check_entity_size(name_hint: str, size: int) -> None:
+def check_entity_size(size: int) -> None:
     """The stored size (key + encoded body) must fit Datastore's 1 MiB - 4 limit."""
     if size > MAX_ENTITY_BYTES:
         # production's exact text (SEMANTICS.md §7.1); the limit is in docs/compatibility.md

@@ -110,7 +110,10 @@ class IndexRegistry:
 
     def writable(self, kind: str) -> list[CompositeIndex]:
         """Composite indexes of ``kind`` that writers maintain (building or serving)."""
-        return [c for c in self.composites.get(kind, ()) if c.state != DELETING]
+        entries = self.composites.get(kind)
+        if not entries:
+            return []  # most kinds have no composite index (every commit asks)
+        return [c for c in entries if c.state != DELETING]
 
     def find(self, index: Index) -> CompositeIndex | None:
         for entry in self.composites.get(index.kind, ()):

@@ -76,15 +76,17 @@ class Batch:
         """
         if not self._allow_mutations():
             raise ValueError("Batch must be in progress to put()")
-        if entity.key is None:
+        key = entity.key
+        if key is None:
             raise ValueError("Entity must have a key")
-        if self.project != entity.key.project:
+        client = self._client
+        if client.project != key.project:
             raise ValueError("Key must be from same project as batch")
-        if self.database != entity.key.database:
+        if client.database != key.database:
             raise ValueError("Key must be from same database as batch")
         value = entity_to_value(entity)
         assert value.key is not None
-        if entity.key.is_partial:
+        if key.is_partial:
             self._mutations.append(Mutation("insert", value.key, value))
             self._partial_key_entities.append(entity)
         else:

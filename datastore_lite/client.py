@@ -316,15 +316,23 @@ class Client:
         read_time: Any = None,
     ) -> Entity | None:
         """The entity stored under ``key``, or None."""
-        if (
+        plain = (
             missing is None
             and deferred is None
             and transaction is None
             and read_time is None
             and type(key) is Key
             and key._project == self.project
-            and not self._batch_stack.stack
-        ):
+        )
+        stack = self._batch_stack.stack
+        if plain and stack and not eventual and type(stack[-1]) is Transaction:
+            # the read of a read-modify-write transaction, without get_multi's lists
+            path = key._flat_path
+            check_ids(path)
+            ref = KeyRef(key._project, key._database or "", key._namespace or "", path)
+            body = self._datastore_api.get_in_transaction(ref, stack[-1]._read_id())
+            return None if body is None else body_to_entity(key, body)
+        if plain and not stack:
             # the common case, without get_multi's list handling (same checks, same result)
             check_ids(key._flat_path)
             body = self._datastore_api.get_body(
@@ -338,20 +346,6 @@ class Client:
                     key._flat_path, key._project, key._namespace or None, key._database or None
                 )
             return body_to_entity(key, body)
-        if (
-            missing is None
-            and deferred is None
-            and transaction is None
-            and read_time is None
-            and not eventual
-            and type(key) is Key
-            and key._project == self.project
-        ):
-            current = self.current_batch
-            if type(current) is Transaction:
-                # the read of a read-modify-write transaction, without get_multi's lists
-                body = self._datastore_api.get_in_transaction(key_to_ref(key), current._read_id())
-                return None if body is None else body_to_entity(key, body)
         entities = self.get_multi(
             [key],
             missing=missing,
@@ -443,6 +437,10 @@ class Client:
 
     def put(self, entity: Entity, retry: Any = None, timeout: Any = None) -> None:
         """Save ``entity``; a partial key is completed in place."""
+        stack = self._batch_stack.stack
+        if stack and isinstance(entity, Entity):
+            stack[-1].put(entity)  # queued in the open batch or transaction (put_multi's path)
+            return
         self.put_multi([entity], retry=retry, timeout=timeout)
 
     def put_multi(self, entities: Sequence[Entity], retry: Any = None, timeout: Any = None) -> None:

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 __all__ = ["Txn"]
 
 
+_UPSERT_FIELDS = ("pid", "key", "kind", "gk", "v", "body", "multi")
+
+
 class _Scope:
     """A read or write scope: a plain class, not a generator, because it is on every call."""
 
@@ -120,14 +123,9 @@ class Txn:
         """
         if not rows:
             return
-        sql, order = self.b.positional(stmt)
-        if order != fields:
-            index = [fields.index(name) if name in fields else -1 for name in order]
-            defaults = stmt.defaults
-            rows = [
-                tuple(row[i] if i >= 0 else defaults[name] for i, name in zip(index, order))
-                for row in rows
-            ]
+        sql, arrange = self.b.row_plan(stmt, fields)
+        if arrange is not None:
+            rows = [arrange(row) for row in rows]
         if len(rows) == 1:  # the common single-entity commit: execute skips the batching
             self.cur.execute(sql, rows[0])
         else:
@@ -341,11 +339,17 @@ class Txn:
 
         if n == 1:
             # the hot path (a commit to one group): positional, no parameter naming loop
-            sql, order = self.b.positional(self.b.compiled("lock_groups", build, n=1))
+            plan = self.b.hot_plans.get("lock_group")
+            if plan is None:
+                stmt = self.b.compiled("lock_groups", build, n=1)
+                plan = self.b.hot_plans["lock_group"] = self.b.row_plan(
+                    stmt, ("pid", "gk_0", "b_0")
+                )
+            sql, arrange = plan
             group = group_keys[0]
             step = 1 if group in bump else 0
-            values = {"pid": pid, "gk_0": group, "b_0": step}
-            self.cur.execute(sql, tuple(values[name] for name in order))
+            row = (pid, group, step)
+            self.cur.execute(sql, row if arrange is None else arrange(row))
             out = {}
             for r in self.cur.fetchall():
                 out[bytes(r[0])] = (r[1] - step, r[2] - step, r[3], r[4])
@@ -413,11 +417,25 @@ class Txn:
                 },
             )
 
+        if len(rows) == 1:
+            # the hot path (a commit of one entity): a plan by name, one execute
+            plan = self.b.hot_plans.get("upsert_entity")
+            if plan is None:
+                plan = self.b.hot_plans["upsert_entity"] = self.b.row_plan(
+                    self.b.compiled("upsert_entities", build), _UPSERT_FIELDS
+                )
+            ((k, kind, gk, v, body, m),) = rows
+            kind_bytes = kind.encode("utf-8")
+            params = (pid, k, kind_bytes, gk, v, body, m)
+            self.cur.execute(plan[0], params if plan[1] is None else plan[1](params))
+            if m:  # a list value: the kind's multi-valued bits, as below
+                self._note_kind_multi(pid, {kind_bytes: m})
+            return
         stmt = self.b.compiled("upsert_entities", build)
         encoded = [
             (pid, k, kind.encode("utf-8"), gk, v, body, m) for k, kind, gk, v, body, m in rows
         ]
-        self.runrows(stmt, ("pid", "key", "kind", "gk", "v", "body", "multi"), encoded)
+        self.runrows(stmt, _UPSERT_FIELDS, encoded)
         masks: dict[bytes, int] = {}
         for row in encoded:
             if row[6]:
@@ -484,22 +502,32 @@ class Txn:
     def move_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes, bytes]]) -> None:
         """Change the value of index entries: rows of (index_id, old value, new value, key)."""
         x = S.index_entries
-        stmt = self.b.compiled(
-            "move_entries",
-            lambda: (
-                x.update()
-                .where(
-                    x.c.index_id == sa.bindparam("iid"),
-                    x.c.partition == sa.bindparam("pid"),
-                    x.c.value == sa.bindparam("old"),
-                    x.c.key == sa.bindparam("k"),
-                )
-                .values(value=sa.bindparam("new"))
-            ),
-        )
-        self.runrows(
-            stmt, ("iid", "pid", "old", "new", "k"), [(i, pid, o, n, k) for i, o, n, k in rows]
-        )
+        plan = self.b.hot_plans.get("move_entries")
+        if plan is None:
+            stmt = self.b.compiled(
+                "move_entries",
+                lambda: (
+                    x.update()
+                    .where(
+                        x.c.index_id == sa.bindparam("iid"),
+                        x.c.partition == sa.bindparam("pid"),
+                        x.c.value == sa.bindparam("old"),
+                        x.c.key == sa.bindparam("k"),
+                    )
+                    .values(value=sa.bindparam("new"))
+                ),
+            )
+            plan = self.b.hot_plans["move_entries"] = self.b.row_plan(
+                stmt, ("iid", "pid", "old", "new", "k")
+            )
+        (sql, arrange) = plan
+        params = [(i, pid, o, n, k) for i, o, n, k in rows]
+        if arrange is not None:
+            params = [arrange(row) for row in params]
+        if len(params) == 1:
+            self.cur.execute(sql, params[0])
+        else:
+            self.cur.executemany(sql, params)
 
     def delete_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]) -> None:
         """Remove index entries: rows of (index_id, value, key)."""

@@ -13,6 +13,7 @@ and group versions. It knows nothing of ``Entity`` or ``Key`` (DESIGN.md §2).
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import secrets
@@ -30,6 +31,9 @@ from ._errors import is_driver_error, translate, translating
 from ._scan import ScanSpec
 from ._statements import Row, _Compiled
 from ._txn import Txn, _Scope
+
+#: A statement with positional placeholders and how to arrange a row for it (row_plan).
+RowPlan = tuple[str, Callable[[tuple[Any, ...]], tuple[Any, ...]] | None]
 
 __all__ = ["Row", "ScanSpec", "SQLBackend", "Txn"]
 
@@ -108,6 +112,9 @@ class SQLBackend:
         self._written = 0
         self._analyze_at = 1000
         self._positional: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._row_plans: dict[tuple[str, tuple[str, ...]], RowPlan] = {}
+        # row plans of the hottest statements by a plain name (no cache-key tuple to build)
+        self.hot_plans: dict[str, RowPlan] = {}
         self._get_one: str | None = None
         self._closed = False
         self.secret: bytes = b""
@@ -262,6 +269,33 @@ class SQLBackend:
                 pattern, mark = re.compile(r"%\((\w+)\)s"), "%s"
             order = tuple(pattern.findall(stmt.sql))
             hit = self._positional[stmt.sql] = (pattern.sub(mark, stmt.sql), order)
+        return hit
+
+    def row_plan(self, stmt: _Compiled, fields: tuple[str, ...]) -> RowPlan:
+        """How rows of ``fields`` become the statement's positional parameters.
+
+        Returns ``(sql, arrange)``: ``arrange`` is None when the rows are already in
+        placeholder order, else a function from a row to a parameter tuple (filling the
+        statement's defaults for names the row lacks). Worked out once per statement and
+        field order: the commit of one entity runs three of these.
+        """
+        hit = self._row_plans.get((stmt.sql, fields))
+        if hit is None:
+            sql, order = self.positional(stmt)
+            arrange: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None
+            if order != fields:
+                if all(name in fields for name in order) and len(order) > 1:
+                    arrange = operator.itemgetter(*(fields.index(name) for name in order))
+                else:
+                    index = [fields.index(name) if name in fields else -1 for name in order]
+                    defaults = stmt.defaults
+
+                    def arrange(row: tuple[Any, ...]) -> tuple[Any, ...]:
+                        return tuple(
+                            row[i] if i >= 0 else defaults[name] for i, name in zip(index, order)
+                        )
+
+            hit = self._row_plans[(stmt.sql, fields)] = (sql, arrange)
         return hit
 
     def placeholder(self, name: str) -> str:
