@@ -55,6 +55,13 @@ class RawSQLiteStore(RawStore):
     def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         self.conn.executemany(sql, rows)
 
+    def maintain(self) -> None:
+        """Checkpoint the write-ahead log, as the library's store is (stores.checkpoint)."""
+        if self.path != ":memory:":
+            from .stores import checkpoint
+
+            checkpoint(self.path)
+
     def clone(self) -> RawStore:
         return RawSQLiteStore(self.path, self.project, create=False)
 

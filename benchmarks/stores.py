@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import sqlite3
 import tempfile
 import time
 import uuid
@@ -260,6 +261,12 @@ def _open_lite(spec: StoreSpec) -> ApiStore:
         def maintain() -> None:
             analyze(libpq_url)
 
+    elif spec.backend == "sqlite":
+        path = spec.location.split("sqlite:///", 1)[1]
+
+        def maintain() -> None:
+            checkpoint(path)
+
     return ApiStore(
         "lite", client, Entity, (Aborted,), PropertyFilter, lite=True, maintain=maintain
     )
@@ -282,6 +289,21 @@ def analyze(libpq_url: str) -> None:
 
     with psycopg.connect(libpq_url, autocommit=True) as conn:
         conn.execute(ANALYZE_SQL)
+
+
+def checkpoint(path: str) -> None:
+    """Copy a SQLite file's write-ahead log into the database and empty it (untimed).
+
+    Queries run right after a bulk load cost more or less depending on where SQLite's
+    automatic checkpoint left the log (measured: the same 10k W10 step 0.17 to 0.42 ms per
+    query, on either side, between identical runs); both the library's store and the raw
+    baseline are checkpointed at each maintenance point, as PostgreSQL's are analyzed.
+    """
+    conn = sqlite3.connect(path, timeout=30.0)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
 
 
 def _open_emulator(spec: StoreSpec) -> ApiStore:
