@@ -27,22 +27,17 @@ def _expected(
     return tuple(row[fields.index(n)] if n in fields else defaults[n] for n in order)
 
 
+def _not_built() -> Any:
+    raise AssertionError("the statement should already be compiled")
+
+
 def test_a_reordering_plan_puts_each_value_at_its_placeholder(client: Client) -> None:
+    """The index move ``UPDATE`` sets ``value`` first and filters on it later: its
+    placeholders are in another order than its fields."""
     backend = _backend(client)
-    x = S.index_entries
-    stmt = backend.compiled(
-        "test_reorder",
-        lambda: (
-            x.update()
-            .where(
-                x.c.index_id == sa.bindparam("iid"),
-                x.c.partition == sa.bindparam("pid"),
-                x.c.value == sa.bindparam("old"),
-                x.c.key == sa.bindparam("k"),
-            )
-            .values(value=sa.bindparam("new"))
-        ),
-    )
+    with backend.write() as w:
+        w.move_index_entries(1, [])  # compiles the library's statement
+    stmt = backend.compiled("move_entries", _not_built)
     fields = ("iid", "pid", "old", "new", "k")
     sql, arrange = backend.row_plan(stmt, fields)
     _, order = backend.positional(stmt)
