@@ -33,7 +33,8 @@ class Config:
     emulator_w8_increments: int = 100
     counts: int = 200  # W9 count() queries
     w10_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
-    w10_queries: int = 1_000  # per query type and size
+    w10_queries: int = 2_500  # per query type and size
+    w10_rounds: int = 5  # W10 reports the median round's ms/query
     w11_photos: int = 10_000
     w11_ops: int = 2_000
     budget: float = 120.0  # seconds per measured loop (lite, raw)

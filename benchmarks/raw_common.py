@@ -240,7 +240,10 @@ class RawStore:
         raise NotImplementedError
 
     def maintain(self) -> None:
-        """Untimed upkeep during loads (PostgreSQL: ANALYZE, see stores.analyze)."""
+        """Untimed upkeep during loads (PostgreSQL: VACUUM (ANALYZE), see stores.vacuum)."""
+
+    def flush(self) -> None:
+        """Untimed: write what a load left dirty before a timed step (stores.flush_pg)."""
 
     def settle(self) -> None:
         """Nothing is pending in hand-written SQL: every write is visible at once."""

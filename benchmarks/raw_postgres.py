@@ -45,9 +45,16 @@ class RawPostgresStore(RawStore):
             cur.executemany(sql, rows)
 
     def maintain(self) -> None:
-        from .stores import ANALYZE_SQL
+        """``VACUUM (ANALYZE)``, as the library's store is (stores.vacuum)."""
+        from .stores import vacuum
 
-        self.execute(ANALYZE_SQL)
+        vacuum(self.dsn)
+
+    def flush(self) -> None:
+        """``CHECKPOINT``, as the library's store is (stores.flush_pg)."""
+        from .stores import flush_pg
+
+        flush_pg(self.dsn)
 
     def clone(self) -> RawStore:
         return RawPostgresStore(self.dsn, self.project, create=False)

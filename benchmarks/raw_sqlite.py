@@ -62,6 +62,13 @@ class RawSQLiteStore(RawStore):
 
             checkpoint(self.path)
 
+    def flush(self) -> None:
+        """Checkpoint and ``sync``, as the library's store is (stores.flush_sqlite)."""
+        if self.path != ":memory:":
+            from .stores import flush_sqlite
+
+            flush_sqlite(self.path)
+
     def clone(self) -> RawStore:
         return RawSQLiteStore(self.path, self.project, create=False)
 

@@ -202,6 +202,8 @@ def load_dataset(
             next_maintenance = int((start + done) * 1.25)
         tick(done / total)
     store.maintain()
+    # the next step is timed: nothing of the load may still be on its way to disk
+    store.flush()
     return Measurement(done / seconds if seconds else None, done, seconds)
 
 

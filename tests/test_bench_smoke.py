@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def test_raw_rows_are_the_library_rows(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("impl", ["lite", "raw"])
 def test_maintenance_checkpoints_a_sqlite_file(tmp_path: Path, impl: str) -> None:
-    """Both SQLite stores leave an empty write-ahead log after ``maintain()``, data intact."""
+    """Both SQLite stores leave an empty write-ahead log after ``maintain()`` and after
+    ``flush()`` (the end of a load), data intact."""
     data = DataSet(photos=200, per_user=20, seed=7)
     path = tmp_path / f"{impl}.db"
     location = f"sqlite:///{path}" if impl == "lite" else str(path)
@@ -155,10 +157,95 @@ def test_maintenance_checkpoints_a_sqlite_file(tmp_path: Path, impl: str) -> Non
         assert wal.exists() and wal.stat().st_size > 0  # the load is in the log
         store.maintain()
         assert wal.stat().st_size == 0
+        store.put_users(["late"])
+        assert wal.stat().st_size > 0
+        store.flush()
+        assert wal.stat().st_size == 0
         photo = store.get(store.ref(data.photo_path(123)))
         assert photo is not None
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("impl", ["lite", "raw"])
+def test_maintenance_vacuums_and_flush_checkpoints_postgresql(tmp_path: Path, impl: str) -> None:
+    """On PostgreSQL ``maintain()`` is autovacuum's work (VACUUM and ANALYZE: the index-only
+    scans of W4/W5 need the visibility map) and ``flush()`` a CHECKPOINT, for both stores."""
+    import psycopg
+
+    from benchmarks.stores import Locations
+
+    if not _reachable(PG_URL):
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI but {PG_URL} is unreachable")
+        pytest.skip("PostgreSQL is not reachable")
+    locations = Locations(PG_URL, str(tmp_path))
+    try:
+        location = locations.new("postgresql", impl)
+        spec = StoreSpec(impl, "postgresql", location, write_index_yaml(str(tmp_path)))
+        store = open_store(spec)
+        libpq = location.replace("postgresql+psycopg://", "postgresql://", 1)
+        data = DataSet(photos=200, per_user=20, seed=7)
+        stats = (
+            "SELECT relname, vacuum_count, analyze_count FROM pg_stat_user_tables "
+            "WHERE schemaname = current_schema() "
+            "AND relname IN ('dl_entities', 'dl_index_entries', 'dl_groups') ORDER BY relname"
+        )
+        try:
+            store.put_users(list(data.user_names()))
+            store.put_prepared(store.prepare_photos(list(data.photo_records())))
+            store.maintain()
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                counts = conn.execute(stats).fetchall()
+                # every page of the fresh rows is now all-visible (an index-only scan
+                # needs no heap fetch); before the vacuum none was
+                visible = conn.execute(
+                    "SELECT relallvisible, relpages FROM pg_class "
+                    "WHERE oid = 'dl_index_entries'::regclass"
+                ).fetchone()
+                before = conn.execute("SELECT checkpoints_req FROM pg_stat_bgwriter").fetchone()
+            assert [name for name, _, _ in counts] == [
+                "dl_entities",
+                "dl_groups",
+                "dl_index_entries",
+            ]
+            assert all(v >= 1 and a >= 1 for _, v, a in counts), counts
+            assert visible is not None and visible[1] > 0 and visible[0] == visible[1]
+            store.flush()
+            with psycopg.connect(libpq, autocommit=True) as conn:
+                after = conn.execute("SELECT checkpoints_req FROM pg_stat_bgwriter").fetchone()
+            assert before is not None and after is not None and after[0] > before[0]
+            assert store.get(store.ref(data.photo_path(123))) is not None
+        finally:
+            store.close()
+    finally:
+        locations.cleanup()
+
+
+def test_w10_latency_is_the_median_round() -> None:
+    """A slow round (the machine busy elsewhere) moves the W10 cell no more than any
+    other round; every round's figure is kept."""
+    from benchmarks.scaling import _latency
+    from benchmarks.workloads import Context
+
+    config = Config.tiny()
+    ctx = Context(config, DataSet(photos=100, per_user=20, seed=1), "lite", "sqlite-memory")
+    calls = [0]
+
+    def op(item: int) -> None:
+        calls[0] += 1
+        # round 3 of 5 (items 45..64, after 5 untimed warm-ups) is 50x slower
+        time.sleep(0.01 if 45 <= item < 65 else 0.0002)
+
+    items = list(range(105))
+    m = _latency(ctx, items, op, lambda fraction: None, rounds=5)
+    assert calls[0] == 105
+    assert m.ops == 100
+    rounds = m.extra["rounds_ms"]
+    assert len(rounds) == 5
+    assert max(rounds) == rounds[2] and rounds[2] > 5.0
+    assert m.value is not None and m.value < 2.0  # the median, not the mean (~2.2 ms)
+    assert sorted(rounds)[2] == pytest.approx(m.value, abs=1e-3)
 
 
 def test_command_line() -> None:
