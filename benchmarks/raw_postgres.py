@@ -40,6 +40,11 @@ class RawPostgresStore(RawStore):
     def q(self, sql: str) -> str:
         return sql.replace("?", "%s")
 
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        # results in binary format, as the library's PostgreSQL backend asks for them
+        # (its cursor_options): bytea is not hex-encoded on the way
+        return self.conn.execute(sql, params, binary=True)
+
     def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         with self.conn.cursor() as cur:
             cur.executemany(sql, rows)

@@ -90,6 +90,8 @@ class SQLBackend:
     ddl_lock_sql: ClassVar[str | None] = None
     #: SQLAlchemy's dialect-specific ``insert`` (for ON CONFLICT clauses)
     insert_factory: ClassVar[Callable[..., Any]] = sa.insert
+    #: keyword arguments of the driver's ``cursor()`` for the statement runner
+    cursor_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
@@ -191,7 +193,7 @@ class SQLBackend:
         holder: _ThreadConnection | None = getattr(local, "holder", None)
         if txn is None or holder is None or holder.conn is None or self._pid != os.getpid():
             conn = self._connection()
-            txn = local.txn = Txn(self, conn.cursor())
+            txn = local.txn = Txn(self, conn.cursor(**self.cursor_options))
         return txn
 
     def read(self) -> _Scope:
