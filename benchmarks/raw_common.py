@@ -243,7 +243,7 @@ class RawStore:
         """Untimed upkeep during loads (PostgreSQL: VACUUM (ANALYZE), see stores.vacuum)."""
 
     def flush(self) -> None:
-        """Untimed: write what a load left dirty before a timed step (stores.flush_pg)."""
+        """Untimed, before a timed step: write back the load, warm the cache (stores.flush_pg)."""
 
     def settle(self) -> None:
         """Nothing is pending in hand-written SQL: every write is visible at once."""

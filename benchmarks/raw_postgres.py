@@ -56,7 +56,7 @@ class RawPostgresStore(RawStore):
         vacuum(self.dsn)
 
     def flush(self) -> None:
-        """``CHECKPOINT``, as the library's store is (stores.flush_pg)."""
+        """``CHECKPOINT`` and page-cache warm-up, as for the library (stores.flush_pg)."""
         from .stores import flush_pg
 
         flush_pg(self.dsn)

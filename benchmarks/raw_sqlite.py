@@ -63,7 +63,7 @@ class RawSQLiteStore(RawStore):
             checkpoint(self.path)
 
     def flush(self) -> None:
-        """Checkpoint and ``sync``, as the library's store is (stores.flush_sqlite)."""
+        """Checkpoint, ``sync``, page-cache warm-up, as for the library (stores.flush_sqlite)."""
         if self.path != ":memory:":
             from .stores import flush_sqlite
 

@@ -235,7 +235,8 @@ class ApiStore:
             self._maintain()
 
     def flush(self) -> None:
-        """Write what a load left dirty to disk before a timed step (see :func:`flush_pg`)."""
+        """Before a timed step: write what a load left dirty to disk and read the store into
+        the page cache (see :func:`flush_pg`, :func:`flush_sqlite`)."""
         if self._flush is not None:
             self._flush()
 
@@ -295,7 +296,7 @@ def _open_lite(spec: StoreSpec) -> ApiStore:
 
 # autovacuum's work on a production server: statistics, and for insert-only tables
 # (PostgreSQL >= 13, autovacuum_vacuum_insert_threshold) the visibility map and hint bits
-MAINTAIN_SQL = "VACUUM (ANALYZE) dl_entities, dl_index_entries, dl_groups"
+MAINTAIN_SQL = "VACUUM (ANALYZE) dl_entities, dl_index_entries, dl_groups, dl_pending"
 
 
 def vacuum(libpq_url: str) -> None:
@@ -320,13 +321,24 @@ def vacuum(libpq_url: str) -> None:
         conn.execute(MAINTAIN_SQL)
 
 
+# The operating system of the benchmark machines pages out what nobody touched for a
+# minute (DAMON's proactive reclaim: kdamond, action "pageout", min age 12 x 5 s). A load
+# of 900k photos takes minutes, so by its end most of the store is no longer in memory and
+# a query for a random user reads from disk: measured on a 1M-photo SQLite file, the W4
+# statement alone took 3.76 ms per query with the file idle for over a minute (768 MB read
+# from disk in 2,500 queries) and 0.22 ms right after the file was read once (4 MB read).
+# A server does not drop its page cache after a minute, so each store is read into the
+# page cache after its load (untimed), lite and raw alike.
+
+
 def flush_pg(libpq_url: str) -> None:
-    """``CHECKPOINT``: write the load's dirty buffers now rather than during the next step.
+    """``CHECKPOINT``, then read the store's tables and indexes into the OS page cache.
 
     A load of 900k photos leaves gigabytes of dirty buffers and WAL; the checkpoint that
     writes them (``max_wal_size``, ``checkpoint_timeout``) would otherwise run beside the
-    timed queries on a 2-core machine. Needs superuser or ``pg_checkpoint``; without it
-    the step is skipped (the harness's default server account is a superuser).
+    timed queries on a 2-core machine. ``CHECKPOINT`` needs superuser or ``pg_checkpoint``
+    and ``pg_prewarm`` an extension; without them those parts are skipped (the harness's
+    default server account is a superuser). See the note above on the page cache.
     """
     import psycopg
 
@@ -335,17 +347,30 @@ def flush_pg(libpq_url: str) -> None:
             conn.execute("CHECKPOINT")
         except psycopg.errors.InsufficientPrivilege:
             pass
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm SCHEMA public")
+        except psycopg.Error:
+            return
+        conn.execute(
+            "SELECT public.pg_prewarm(c.oid, 'read') FROM pg_class c "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'i')"
+        )
 
 
 def flush_sqlite(path: str) -> None:
-    """Checkpoint the write-ahead log and ``sync`` the file system, before a timed step.
+    """Checkpoint the write-ahead log, ``sync``, and read the file into the page cache.
 
     The operating system writes a load's pages back in the background for tens of seconds
     after it; queries timed meanwhile compete with that write-back (measured: the same
-    W10 step varied about 2x between identical runs, on either side).
+    W10 step varied about 2x between identical runs, on either side). See the note above
+    on the page cache.
     """
     checkpoint(path)
     os.sync()
+    buffer = bytearray(1 << 20)
+    with open(path, "rb", buffering=0) as handle:
+        while handle.readinto(buffer):
+            pass
 
 
 def checkpoint(path: str) -> None:
