@@ -2,9 +2,9 @@
 
 Each store is loaded in steps (streamed in put_multi calls of 500, never the whole data
 set in memory) and, after each step, W4 and W5 are timed per query (the median of
-``w10_rounds`` rounds). By default this runs
-in a child process per store, so the peak RSS it reports (``ru_maxrss`` after the last
-load) is the loader's own and not the parent's, which holds other data sets.
+``w10_rounds`` rounds). By default this runs in a child process per store, so the peak
+RSS it reports (``ru_maxrss`` after the last load) is the loader's own and not the
+parent's, which holds other data sets.
 """
 
 from __future__ import annotations
