@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import _commit, _limits, _metadata, exceptions
@@ -25,7 +25,7 @@ from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
 from ._ordering import decode_path, encode_key_group, encode_path
-from ._planner import Plan, need_index_error, plan_query, typed_values
+from ._planner import Plan, need_index_error, plan_query, rebind_ancestor, typed_values
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
 from ._registry import IndexRegistry
@@ -470,11 +470,21 @@ class LocalDatastoreAPI:
             hash(cache_key)
         except TypeError:
             cache_key = None
+        shape_key: Any = None
         if cache_key is not None:
             cached = self._plans.pop(cache_key, None)
             if cached is not None:
                 self._plans[cache_key] = cached  # most recently used last (LRU order)
                 return cached
+            if spec.ancestor is not None:
+                # the same query under another ancestor: its plan, rebound (no planning)
+                shape_key = (replace(spec, ancestor=None), "any ancestor", *cache_key[1:])
+                template = self._plans.pop(shape_key, None)
+                if template is not None:
+                    self._plans[shape_key] = template
+                    plan = rebind_ancestor(template, spec)
+                    self._remember(cache_key, plan)
+                    return plan
         try:
             plan = plan_query(spec, pid, self.profile, self.registry, in_transaction)
         except exceptions.FailedPrecondition:
@@ -491,15 +501,20 @@ class LocalDatastoreAPI:
             if plan.recommended is not None:
                 raise need_index_error(plan.recommended)
         if cache_key is not None:
-            # Plans hold their filter and ancestor values, so an app querying many users'
-            # streams has a plan per user: evict the least recently used, never the lot.
-            while len(self._plans) >= PLAN_CACHE_SIZE:
-                try:
-                    del self._plans[next(iter(self._plans))]
-                except (KeyError, RuntimeError, StopIteration):  # another thread got there
-                    break
-            self._plans[cache_key] = plan
+            self._remember(cache_key, plan)
+            if shape_key is not None:
+                self._remember(shape_key, plan)
         return plan
+
+    def _remember(self, cache_key: Any, plan: Plan) -> None:
+        # Plans hold their filter and ancestor values, so an app querying many users'
+        # streams has a plan per user: evict the least recently used, never the lot.
+        while len(self._plans) >= PLAN_CACHE_SIZE:
+            try:
+                del self._plans[next(iter(self._plans))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread got there
+                break
+        self._plans[cache_key] = plan
 
     def tick(self) -> None:
         """At most once a second, notice what other processes changed in the database:

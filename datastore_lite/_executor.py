@@ -156,6 +156,23 @@ class _Branch:
         b = self.branch
         plan = self.plan
         keys = b.key_interval
+        template: ScanSpec | None = (
+            b._scan_template.get(self.need_body) if b._scan_template else None
+        )
+        interval = b.interval
+        if (
+            template is not None
+            and template.table == "index"
+            and template.value_eq is None
+            and interval is not None
+            and not (interval.lo is not None and interval.lo == interval.hi and interval.lo_incl)
+        ):
+            # the same query under another ancestor (rebind_ancestor): the template's scan
+            # with this branch's bounds; its SQL is kept when the shape is the same
+            return template.rebound(
+                value=(interval.lo, interval.lo_incl, interval.hi, interval.hi_incl),
+                key=(keys.lo, keys.lo_incl, keys.hi, keys.hi_incl),
+            )
         common: dict[str, Any] = {
             "key_lo": keys.lo,
             "key_lo_incl": keys.lo_incl,

@@ -36,6 +36,7 @@ from typing import Any
 from ._values import GeoValue, KeyRef, to_micros
 
 __all__ = [
+    "PATH_END",
     "RANK_BOOL",
     "RANK_DOUBLE",
     "RANK_GEO",
@@ -68,6 +69,7 @@ _FALSE = bytes([RANK_BOOL, 0])
 _TRUE = bytes([RANK_BOOL, 1])
 _TERM = b"\x00\x01"
 _PATH_END = b"\x00\x00"
+PATH_END = _PATH_END  # ends encode_path_value (the planner rebinds ancestors with it)
 _ID = b"\x01"
 _NAME = b"\x02"
 _SIGN = 1 << 63

@@ -102,6 +102,40 @@ class ScanSpec:
         self._params = params
         self._sql: dict[tuple[int, bool], _Compiled] = {}
 
+    def rebound(
+        self,
+        *,
+        value: tuple[bytes | None, bool, bytes | None, bool],
+        key: tuple[bytes | None, bool, bytes | None, bool],
+    ) -> ScanSpec:
+        """This index range scan with other value and key bounds, each (lo, lo inclusive,
+        hi, hi inclusive).
+
+        A query re-run under another ancestor scans the same index with other bounds:
+        copying the scan (and its compiled SQL, when the shape is the same) is cheaper
+        than building it again.
+        """
+        assert self.table == "index" and self.value_eq is None
+        out = ScanSpec.__new__(ScanSpec)
+        for name in ScanSpec.__slots__:
+            setattr(out, name, getattr(self, name))
+        out.value_lo, out.value_lo_incl, out.value_hi, out.value_hi_incl = value
+        out.key_lo, out.key_lo_incl, out.key_hi, out.key_hi_incl = key
+        params = dict(self._params)
+        for name, bound in (
+            ("value_lo", value[0]),
+            ("value_hi", value[2]),
+            ("key_lo", key[0]),
+            ("key_hi", key[2]),
+        ):
+            if bound is None:
+                params.pop(name, None)
+            else:
+                params[name] = bound
+        out._params = params
+        out._sql = self._sql if out.shape() == self.shape() else {}
+        return out
+
     def shape(self) -> tuple[Any, ...]:
         """Everything that changes the SQL text (not the bound values)."""
         return (

@@ -3,6 +3,7 @@ transaction (:class:`Txn`): lookups, writes, pending writes, scans."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from . import _schema as S
 from ._errors import is_driver_error, translate
 from ._scan import ScanSpec, build_scan
-from ._statements import Row, _Compiled, _expand
+from ._statements import IN_CHUNK, Row, _Compiled, _expand, chunk_sizes, padded
 
 if TYPE_CHECKING:
     from .sql import SQLBackend
@@ -242,7 +243,9 @@ class Txn:
                 sql = self.b._lookup_one = self.b.compiled("lookup", build, g=1, k=1).sql
             self.cur.execute(sql, {"pid": pid, "g_1": group_keys[0], "k_1": keys[0]})
             return self.cur.fetchall()  # type: ignore[no-any-return]
-        stmt = self.b.compiled("lookup", build, g=ng, k=nk)
+        # one statement (one snapshot): get_multi's lookups hold at most 1,000 keys
+        group_keys, keys = padded(group_keys), padded(keys)
+        stmt = self.b.compiled("lookup", build, g=len(group_keys), k=len(keys))
         params: dict[str, Any] = {"pid": pid}
         _expand(params, "g", group_keys)
         _expand(params, "k", keys)
@@ -286,20 +289,23 @@ class Txn:
         *more: Any,
     ) -> list[Row]:
         """``SELECT column, *more FROM column's table WHERE partition = :pid AND column IN
-        (values)``; the statement is compiled once per number of values."""
-        if not values:
-            return []
-        stmt = self.b.compiled(
-            name,
-            lambda: sa.select(column, *more).where(
+        (values)``, in pieces of at most ``IN_CHUNK`` values, each padded to one of a few
+        compiled lengths (``_statements.in_list_size``)."""
+
+        def build() -> Any:
+            return sa.select(column, *more).where(
                 column.table.c.partition == sa.bindparam("pid"),
                 column.in_(sa.bindparam("v", expanding=True)),
-            ),
-            v=len(values),
-        )
-        params: dict[str, Any] = {"pid": pid}
-        _expand(params, "v", values)
-        return self.fetchall(stmt, params)
+            )
+
+        rows: list[Row] = []
+        for start in range(0, len(values), IN_CHUNK):
+            chunk = padded(values[start : start + IN_CHUNK])
+            stmt = self.b.compiled(name, build, v=len(chunk))
+            params: dict[str, Any] = {"pid": pid}
+            _expand(params, "v", chunk)
+            rows.extend(self.fetchall(stmt, params))
+        return rows
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -317,7 +323,7 @@ class Txn:
         g = S.groups
         n = len(group_keys)
 
-        def build() -> Any:
+        def build(size: int) -> Any:
             ins = self.b.insert_factory(g).values(
                 [
                     {
@@ -326,7 +332,7 @@ class Txn:
                         "version": sa.bindparam(f"b_{i}"),
                         "applied": sa.bindparam(f"b_{i}"),
                     }
-                    for i in range(n)
+                    for i in range(size)
                 ]
             )
             return ins.on_conflict_do_update(
@@ -341,7 +347,7 @@ class Txn:
             # the hot path (a commit to one group): positional, no parameter naming loop
             plan = self.b.hot_plans.get("lock_group")
             if plan is None:
-                stmt = self.b.compiled("lock_groups", build, n=1)
+                stmt = self.b.compiled("lock_groups", functools.partial(build, 1), n=1)
                 plan = self.b.hot_plans["lock_group"] = self.b.row_plan(
                     stmt, ("pid", "gk_0", "b_0")
                 )
@@ -354,12 +360,17 @@ class Txn:
             for r in self.cur.fetchall():
                 out[bytes(r[0])] = (r[1] - step, r[2] - step, r[3], r[4])
             return out
-        stmt = self.b.compiled("lock_groups", build, n=n)
-        params: dict[str, Any] = {"pid": pid}
-        for i, gk in enumerate(group_keys):
-            params[f"gk_{i}"] = gk
-            params[f"b_{i}"] = 1 if gk in bump else 0
-        rows = self.fetchall(stmt, params)
+        # in pieces of a few compiled sizes (_statements.chunk_sizes), in the callers' order
+        rows: list[Row] = []
+        start = 0
+        for size in chunk_sizes(n):
+            stmt = self.b.compiled("lock_groups", functools.partial(build, size), n=size)
+            params: dict[str, Any] = {"pid": pid}
+            for i, gk in enumerate(group_keys[start : start + size]):
+                params[f"gk_{i}"] = gk
+                params[f"b_{i}"] = 1 if gk in bump else 0
+            rows.extend(self.fetchall(stmt, params))
+            start += size
         out = {}
         for r in rows:
             key = bytes(r[0])
@@ -637,6 +648,15 @@ class Txn:
             ),
         )
         self.run(stmt, {"pid": pid, "gk": group, "v": version})
+
+    def first_pending_due(self) -> float | None:
+        """The earliest due time of any pending write (None if there is none)."""
+        p = S.pending
+        stmt = self.b.compiled(
+            "pending_first_due", lambda: sa.select(sa.func.min(p.c.due)).select_from(p)
+        )
+        row = self.fetchone(stmt, {})
+        return None if row is None or row[0] is None else float(row[0])
 
     def due_pending(self, now: float) -> list[tuple[int, bytes, int, float]]:
         """Pending writes due by ``now``: (partition, group, version, due), in group order."""

@@ -212,7 +212,8 @@ def test_offset_reads_its_rows_but_stays_in_range(
 def test_plan_cache_keeps_recent_plans_and_evicts_the_least_recently_used(
     photos: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Plans hold their values (one per user's stream): an LRU keeps the hot ones."""
+    """Plans hold their filter values (one per tag): an LRU keeps the hot ones. (Ancestor
+    queries share one plan per shape: test_plan_rebind.py.)"""
     import datastore_lite._api as api_module
     import datastore_lite._planner as planner_module
 
@@ -221,25 +222,26 @@ def test_plan_cache_keeps_recent_plans_and_evicts_the_least_recently_used(
     real_plan_query = planner_module.plan_query
 
     def counting_plan_query(spec: Any, *args: Any, **kwargs: Any) -> Any:
-        planned.append(spec.ancestor)
+        planned.append(spec.filter)
         return real_plan_query(spec, *args, **kwargs)
 
     monkeypatch.setattr(api_module, "plan_query", counting_plan_query)
 
-    def stream(user: str) -> list[Entity]:
-        query = photos.query(kind="Photo", ancestor=photos.key("User", user), order=["-date"])
+    def tagged(tag: str) -> list[Entity]:
+        query = photos.query(kind="Photo", order=["-date"])
+        query.add_filter(filter=PropertyFilter("tags", "=", tag))
         return list(query.fetch(limit=5))
 
-    expected = {u: [e.key for e in stream(u)] for u in ("u0", "u1", "u2")}
+    expected = {t: [e.key for e in tagged(t)] for t in ("t0", "t1", "t2")}
     assert len(planned) == 3
-    assert [e.key for e in stream("u0")] == expected["u0"]  # hit: u0 becomes most recent
+    assert [e.key for e in tagged("t0")] == expected["t0"]  # hit: t0 becomes most recent
     assert len(planned) == 3
-    stream("u3")  # full: evicts u1, the least recently used
+    tagged("t3")  # full: evicts t1, the least recently used
     assert len(planned) == 4
-    assert [e.key for e in stream("u0")] == expected["u0"]
-    assert [e.key for e in stream("u2")] == expected["u2"]
+    assert [e.key for e in tagged("t0")] == expected["t0"]
+    assert [e.key for e in tagged("t2")] == expected["t2"]
     assert len(planned) == 4
-    assert [e.key for e in stream("u1")] == expected["u1"]  # evicted: planned again
+    assert [e.key for e in tagged("t1")] == expected["t1"]  # evicted: planned again
     assert len(planned) == 5
 
 
