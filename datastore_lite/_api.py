@@ -323,10 +323,12 @@ class LocalDatastoreAPI:
     ) -> bytes | None:
         """The stored body of one entity, or None: ``lookup`` of one key, lean.
 
-        The path of ``client.get``: no request objects, one statement.
+        The path of ``client.get``: no request objects, one statement. Validates the key
+        (ids out of int64 range: ValueError, as the official client's protobuf does).
         """
-        ref = KeyRef(project, database, namespace, path)
-        _limits.check_key(ref, write=False)
+        if not _limits.plainly_valid_path(project, database, namespace, path, False):
+            _limits.check_ids(path)  # the official client's ValueError comes first
+            _limits.check_key(KeyRef(project, database, namespace, path), write=False)
         self.tick()
         pid = self.backend.partition_id(project, database, namespace, False)
         if pid < 0:

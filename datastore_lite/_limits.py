@@ -85,9 +85,15 @@ def check_ids(flat_path: tuple[Any, ...]) -> None:
 
 def plainly_valid(key: KeyRef, write: bool) -> bool:
     """Cheap test that passes the overwhelmingly common valid key (hot path of reads)."""
-    path = key.path
+    return plainly_valid_path(key.project, key.database, key.namespace, key.path, write)
+
+
+def plainly_valid_path(
+    project: str, database: str, namespace: str, path: tuple[Any, ...], write: bool
+) -> bool:
+    """``plainly_valid`` of a key given by its parts (``client.get`` builds no KeyRef)."""
     n = len(path)
-    if n % 2 or n > 2 * MAX_PATH_ELEMENTS or key.namespace or key.database or not key.project:
+    if n % 2 or n > 2 * MAX_PATH_ELEMENTS or namespace or database or not project:
         return False
     for i in range(0, n, 2):
         kind = path[i]

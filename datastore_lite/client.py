@@ -333,8 +333,8 @@ class Client:
             body = self._datastore_api.get_in_transaction(ref, stack[-1]._read_id())
             return None if body is None else body_to_entity(key, body)
         if plain and not stack:
-            # the common case, without get_multi's list handling (same checks, same result)
-            check_ids(key._flat_path)
+            # the common case, without get_multi's list handling (same checks, same result;
+            # get_body checks the ids)
             body = self._datastore_api.get_body(
                 key._project, key._database or "", key._namespace or "", key._flat_path, eventual
             )
