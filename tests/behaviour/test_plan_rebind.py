@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from datastore_lite import Client, Entity, exceptions
+from datastore_lite._convert import key_to_ref
 from datastore_lite.query import And, Or, PropertyFilter, Query
 
 INDEX_YAML = """indexes:
@@ -210,3 +211,20 @@ def test_a_bad_ancestor_is_refused_on_a_rebound_plan_too(photos: Client) -> None
     query = photos.query(kind="Photo", ancestor=other_namespace, order=["-date"])
     with pytest.raises(exceptions.InvalidArgument, match="namespace"):
         _keys(query)
+
+
+def test_an_ancestor_enters_the_plan_cache_when_it_comes_back(photos: Client) -> None:
+    """Many users' first queries do not churn the cache; a returning user gets a hit."""
+    api = photos._datastore_api
+    api._plans.clear()
+    api._seen_ancestors.clear()
+    _keys(_queries(photos, "u0")["date desc"])  # planned: the shape's template and u0's plan
+    cached = len(api._plans)
+    for user in USERS[1:]:
+        _keys(_queries(photos, user)["date desc"])  # rebound, not kept
+    assert len(api._plans) == cached
+    plan = api._plans.copy()
+    assert _keys(_queries(photos, "u3")["date desc"])  # back again: kept
+    assert len(api._plans) == cached + 1
+    (added,) = set(api._plans) - set(plan)
+    assert api._plans[added].ancestor == key_to_ref(photos.key("User", "u3"))
