@@ -256,13 +256,17 @@ class Txn:
         sql = self.b._get_one
         if sql is None:
             e = S.entities
-            sql = self.b._get_one = self.b.compiled(
+            stmt = self.b.compiled(
                 "get_one",
                 lambda: sa.select(e.c.version, e.c.body).where(
                     e.c.partition == sa.bindparam("pid"), e.c.key == sa.bindparam("k")
                 ),
-            ).sql
-        self.cur.execute(sql, {"pid": pid, "k": key})
+            )
+            # positional (pid, key): no parameter dict for the hottest read
+            sql, order = self.b.positional(stmt)
+            assert order == ("pid", "k"), order
+            self.b._get_one = sql
+        self.cur.execute(sql, (pid, key))
         row = self.cur.fetchone()
         return None if row is None else (row[0], row[1])
 

@@ -218,7 +218,7 @@ class SQLBackend:
             self._lock.acquire()
         try:
             cur = self._txn().cur
-            cur.execute(sql, {"pid": pid, "k": key})
+            cur.execute(sql, (pid, key))  # Txn.get_one made it positional
             row = cur.fetchone()
         except Exception as exc:
             if is_driver_error(exc):
