@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import _limits, exceptions
 from ._codec import decode_body, encode_body
 from ._ids import reserve_threshold, scattered_id
-from ._ordering import decode_path, encode_key_group
+from ._ordering import ancestor_leads, decode_path, encode_key_group
 from ._values import EntityValue, KeyRef
 from .indexes import IndexValues, composite_values, index_values, multi_mask
 
@@ -466,8 +466,11 @@ def entry_rows(
     if composites:
         if path is None:
             path = decode_path(key)
+        # shared by the entity's composite indexes: ancestor leads, descending encodings
+        leads = ancestor_leads(path) if any(e.index.ancestor for e in composites) else None
+        inverted: dict[str, list[bytes]] = {}
         for entry in composites:
-            for value in composite_values(entry.index, values, path):
+            for value in composite_values(entry.index, values, path, leads, inverted):
                 rows.add((entry.id, value, key))
     return rows
 

@@ -45,6 +45,7 @@ __all__ = [
     "RANK_NULL",
     "RANK_STR",
     "StrOrBytes",
+    "ancestor_leads",
     "component_end",
     "decode_path",
     "decode_value",
@@ -142,6 +143,17 @@ def encode_key_group(path: tuple[Any, ...]) -> tuple[bytes, bytes]:
         rest.append(_kind_bytes(path[i]))
         rest.append(_ident_bytes(path[i + 1]))
     return b"".join(rest), root
+
+
+def ancestor_leads(path: tuple[Any, ...]) -> list[bytes]:
+    """``encode_path_value`` of every ancestor of a complete path, root first, the path
+    itself last, in one pass (the leads of an ancestor composite index's entries)."""
+    leads = []
+    encoded = b""
+    for i in range(0, len(path), 2):
+        encoded += _kind_bytes(path[i]) + _ident_bytes(path[i + 1])
+        leads.append(encoded + _PATH_END)
+    return leads
 
 
 def encode_path_value(path: tuple[Any, ...]) -> bytes:

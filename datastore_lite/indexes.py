@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from ._ordering import encode_path_value, encode_value, invert
+from ._ordering import ancestor_leads, encode_path_value, encode_value, invert
 from ._values import EntityValue
 
 __all__ = [
@@ -276,31 +276,55 @@ def _add(out: IndexValues, name: str, encoded: bytes) -> None:
         values.append(encoded)
 
 
-def composite_values(index: Index, values: IndexValues, path: tuple[Any, ...]) -> list[bytes]:
+def composite_values(
+    index: Index,
+    values: IndexValues,
+    path: tuple[Any, ...],
+    leads: list[bytes] | None = None,
+    inverted: dict[str, list[bytes]] | None = None,
+) -> list[bytes]:
     """The entries of one composite index for one entity (empty if a property is missing).
 
     An entity appears only if it has a value for every property of the index (§3.1); list
     properties give the cross product. An ancestor index holds one entry per ancestor of
     the entity (itself included), led by that ancestor's path.
+
+    ``leads`` (``ancestor_leads(path)``) and ``inverted`` (descending encodings by
+    property name) may be shared between the composite indexes of one entity.
     """
     columns = []
     for prop in index.properties:
-        if prop.name == "__key__":
-            encoded = [encode_value_key_path(path)]
+        name = prop.name
+        if name == "__key__":
+            if leads is None:
+                leads = ancestor_leads(path)
+            encoded = [leads[-1]]  # the entity's own path (encode_value_key_path)
+            if prop.descending:
+                encoded = [invert(v) for v in encoded]
         else:
-            found = values.get(prop.name)
+            found = values.get(name)
             if not found:
                 return []
             encoded = found
-        columns.append([invert(v) for v in encoded] if prop.descending else encoded)
-    combos = [b"".join(parts) for parts in itertools.product(*columns)]
+            if prop.descending:
+                cached = inverted.get(name) if inverted is not None else None
+                if cached is None:
+                    cached = [invert(v) for v in found]
+                    if inverted is not None:
+                        inverted[name] = cached
+                encoded = cached
+        columns.append(encoded)
+    if len(columns) == 1:
+        combos = list(columns[0])
+    elif all(len(c) == 1 for c in columns):
+        combos = [b"".join(c[0] for c in columns)]
+    else:
+        combos = [b"".join(parts) for parts in itertools.product(*columns)]
     if not index.ancestor:
         return combos
-    out: list[bytes] = []
-    for end in range(2, len(path) + 1, 2):
-        lead = encode_path_value(path[:end])
-        out.extend(lead + combo for combo in combos)
-    return out
+    if leads is None:
+        leads = ancestor_leads(path)
+    return [lead + combo for lead in leads for combo in combos]
 
 
 def encode_value_key_path(path: tuple[Any, ...]) -> bytes:

@@ -764,3 +764,27 @@ def test_s3_6_file_without_the_marker_is_never_rewritten(
     client = make_client(index_yaml=path)
     assert "recommended index" in needs_index(build(client, {"order": ["a", "b"]}))
     assert Path(path).read_text() == original
+
+
+def test_composite_values_with_shared_leads_and_inversions_are_the_same() -> None:
+    """entry_rows shares ancestor leads and descending encodings between one entity's
+    composite indexes; the entries are those computed index by index."""
+    from datastore_lite._ordering import ancestor_leads
+    from datastore_lite.indexes import Index, IndexProperty, composite_values, index_values
+
+    path = ("User", "u1", "Album", 7, "Photo", 3)
+    values = index_values({"date": 5, "tags": ["a", "b"], "likes": 2}, set(), False)
+    indexes = [
+        Index("Photo", True, (IndexProperty("date", "desc"),)),
+        Index("Photo", False, (IndexProperty("tags"), IndexProperty("date", "desc"))),
+        Index("Photo", True, (IndexProperty("likes"), IndexProperty("__key__", "desc"))),
+        Index("Photo", False, (IndexProperty("tags"), IndexProperty("likes"))),
+        Index("Photo", True, (IndexProperty("missing"),)),
+    ]
+    alone = [composite_values(index, values, path) for index in indexes]
+    leads = ancestor_leads(path)
+    inverted: dict[str, list[bytes]] = {}
+    shared = [composite_values(index, values, path, leads, inverted) for index in indexes]
+    assert shared == alone
+    assert [len(entries) for entries in alone] == [3, 2, 3, 2, 0]  # 3 ancestors, 2 tags
+    assert set(inverted) == {"date"}

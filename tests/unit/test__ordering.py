@@ -22,6 +22,7 @@ from datastore_lite import GeoPoint, Key
 from datastore_lite._convert import to_value
 from datastore_lite._ordering import (
     StrOrBytes,
+    ancestor_leads,
     decode_path,
     decode_value,
     encode_path,
@@ -492,3 +493,11 @@ def test_double_encoding_is_total_over_all_bit_patterns() -> None:
     # a NaN with a payload is still the largest value and equal to every NaN
     payload_nan = struct.unpack(">d", bytes.fromhex("7ff0000000000001"))[0]
     assert _enc(payload_nan) == _enc(math.nan) > _enc(math.inf)
+
+
+@given(ds.complete_keys(max_depth=4))
+def test_ancestor_leads_are_each_ancestors_path_value(key: Key) -> None:
+    # the leads of an ancestor composite index's entries, computed in one pass
+    path = key.flat_path
+    expected = [encode_path_value(path[:end]) for end in range(2, len(path) + 1, 2)]
+    assert ancestor_leads(path) == expected
