@@ -494,8 +494,12 @@ def _ancestor_keys(ancestor: KeyRef | None, keys: Interval) -> Interval:
     if ancestor is None:
         return keys
     enc = encode_path(ancestor.path)
-    keys.add(">=", enc)
-    end = prefix_end(enc)
+    return _within(keys, enc, prefix_end(enc))
+
+
+def _within(keys: Interval, path: bytes, end: bytes | None) -> Interval:
+    """Narrow ``keys`` (in place) to ``path`` and its descendants (``end``: its prefix_end)."""
+    keys.add(">=", path)
     if end is not None:
         keys.add("<", end)
     return keys
@@ -627,10 +631,7 @@ def rebind_ancestor(plan: Plan, spec: QuerySpec) -> Plan:
         base = b.base_keys
         assert base is not None
         # _ancestor_keys, from the path encoded once
-        keys = Interval(base.lo, base.lo_incl, base.hi, base.hi_incl)
-        keys.add(">=", path)
-        if key_end is not None:
-            keys.add("<", key_end)
+        keys = _within(Interval(base.lo, base.lo_incl, base.hi, base.hi_incl), path, key_end)
         # a new branch (a __dict__ copy: copy.copy costs 3x as much), without the
         # executor's cached scans (_scans), which hold the old bounds
         new = _shallow_copy(b)
@@ -1112,25 +1113,14 @@ def need_index_error(index: Index) -> exceptions.DatastoreLiteError:
 
 def fingerprint(spec: QuerySpec) -> bytes:
     """8 bytes identifying the query (not its limit, offset or cursors)."""
-    text = repr(
-        (
-            spec.project,
-            spec.database,
-            spec.namespace,
-            spec.kind,
-            spec.ancestor.path if spec.ancestor is not None else None,
-            spec.filter,
-            spec.projection,
-            spec.orders,
-            spec.distinct_on,
-        )
-    )
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
+    path = spec.ancestor.path if spec.ancestor is not None else None
+    return _fingerprint_of(_fingerprint_parts(spec), path)
 
 
 def _fingerprint_parts(spec: QuerySpec) -> tuple[str, str]:
-    """``fingerprint``'s text before and after the ancestor's path (the same text: the
-    repr of a tuple is its items' reprs joined by ", " in parentheses)."""
+    """``fingerprint``'s text before and after the ancestor's path: together the repr of
+    (project, database, namespace, kind, ancestor path, filter, projection, orders,
+    distinct_on), as cursors issued by earlier versions were signed with."""
     head = ", ".join(repr(v) for v in (spec.project, spec.database, spec.namespace, spec.kind))
     tail = ", ".join(repr(v) for v in (spec.filter, spec.projection, spec.orders, spec.distinct_on))
     return f"({head}, ", f", {tail})"
@@ -1141,7 +1131,11 @@ def _rebound_fingerprint(plan: Plan, ancestor: KeyRef) -> bytes:
     parts = plan.fingerprint_parts
     if parts is None:
         parts = plan.fingerprint_parts = _fingerprint_parts(plan.spec)
-    text = parts[0] + repr(ancestor.path) + parts[1]
+    return _fingerprint_of(parts, ancestor.path)
+
+
+def _fingerprint_of(parts: tuple[str, str], path: tuple[Any, ...] | None) -> bytes:
+    text = parts[0] + repr(path) + parts[1]
     return hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
 
 

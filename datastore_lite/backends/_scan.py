@@ -125,21 +125,16 @@ class ScanSpec:
         out.descending, out.after, out.seek = self.descending, self.after, self.seek
         out.joins, out.body, out.limit = self.joins, self.body, self.limit
         params = dict(self._params)
-        lo, hi, key_lo, key_hi = value[0], value[2], key[0], key[2]
-        if lo is None or hi is None or key_lo is None or key_hi is None:
-            for name, bound in (
-                ("value_lo", lo),
-                ("value_hi", hi),
-                ("key_lo", key_lo),
-                ("key_hi", key_hi),
-            ):
-                if bound is None:
-                    params.pop(name, None)
-                else:
-                    params[name] = bound
-        else:
-            params["value_lo"], params["value_hi"] = lo, hi
-            params["key_lo"], params["key_hi"] = key_lo, key_hi
+        for name, bound in (
+            ("value_lo", value[0]),
+            ("value_hi", value[2]),
+            ("key_lo", key[0]),
+            ("key_hi", key[2]),
+        ):
+            if bound is None:
+                params.pop(name, None)
+            else:
+                params[name] = bound
         out._params = params
         out._sql = self._sql if out.shape() == self.shape() else {}
         return out
