@@ -180,6 +180,9 @@ class RawStore:
         self.project = project
         self.lock: threading.Lock | None = threading.Lock() if self.shared else None
         self.pid = 1
+        # what byte strings are bound as (RawSQLiteStore: bytearray, as the library does;
+        # bytes() of a bytes object is that object)
+        self.blob: Callable[[bytes], Any] = bytes
         self._sql_cache: dict[tuple[str, int, int], str] = {}
         self._entity_cols = '(partition, "key", kind, group_key, version, body{})'.format(
             ", multi" if _HAS_MULTI else ""
@@ -324,14 +327,18 @@ class RawStore:
     def _write_entities(self, items: Sequence[tuple[EntityRow, list[IndexRow]]]) -> None:
         """Upsert entities (any number of groups) with their index rows: one commit."""
         pid = self.pid
+        blob = self.blob
         groups = sorted({row[2] for row, _ in items})  # lock in one fixed order
         group_params: list[Any] = []
         for group in groups:
-            group_params += (pid, group)
+            group_params += (pid, blob(group))
         keys = [row[0] for row, _ in items]
         with self.write():
-            versions = dict(self.execute(self._groups_sql(len(groups)), group_params).fetchall())
-            old = self.execute(self._old_sql(len(keys)), [pid, *keys]).fetchall()
+            versions = {
+                bytes(g): v
+                for g, v in self.execute(self._groups_sql(len(groups)), group_params).fetchall()
+            }
+            old = self.execute(self._old_sql(len(keys)), [pid, *(blob(k) for k in keys)]).fetchall()
             add: list[tuple[int, int, bytes, bytes]] = []
             remove: list[tuple[int, int, bytes, bytes]] = []
             entity_params: list[tuple[Any, ...]] = []
@@ -339,13 +346,11 @@ class RawStore:
             for (key, kind, group, body, multi), index_rows in items:
                 new = {(i, v, k) for i, v, k in index_rows}
                 before = old_rows.get(key, set())
-                add.extend((i, pid, v, k) for i, v, k in new - before)
-                remove.extend((i, pid, v, k) for i, v, k in before - new)
+                add.extend((i, pid, blob(v), blob(k)) for i, v, k in new - before)
+                remove.extend((i, pid, blob(v), blob(k)) for i, v, k in before - new)
                 version = versions[group]
-                if _HAS_MULTI:
-                    entity_params.append((pid, key, kind, group, version, body, multi))
-                else:
-                    entity_params.append((pid, key, kind, group, version, body))
+                row = (pid, blob(key), blob(kind), blob(group), version, blob(body))
+                entity_params.append(row + (multi,) if _HAS_MULTI else row)
             if remove:
                 self.executemany(self.sql_delete_index, remove)
             self.executemany(self.sql_upsert_entity, entity_params)
@@ -391,14 +396,17 @@ class RawStore:
     def get(self, path: tuple[Any, ...]) -> dict[str, Any] | None:
         """W3: one primary-key lookup (strong, outside a transaction: see sql_get)."""
         with self._guard():
-            row = self.execute(self.sql_get, (self.pid, encode_path(path))).fetchone()
+            row = self.execute(self.sql_get, (self.pid, self.blob(encode_path(path)))).fetchone()
         return None if row is None else decode_body(bytes(row[0]))[0]
 
     def get_multi(self, paths: Sequence[tuple[Any, ...]]) -> int:
         """W3: one ``key IN (...)`` lookup; results in request order, as the API returns."""
         keys = [encode_path(p) for p in paths]
         with self._guard():
-            rows = self.execute(self._old_sql(len(keys)), [self.pid, *keys]).fetchall()
+            blob = self.blob
+            rows = self.execute(
+                self._old_sql(len(keys)), [self.pid, *(blob(k) for k in keys)]
+            ).fetchall()
         bodies = {bytes(k): bytes(b) for k, b in rows}
         found = 0
         for key in keys:
@@ -411,7 +419,8 @@ class RawStore:
     def _range(self, index_id: int, low: bytes, high: bytes | None, limit: int) -> int:
         assert high is not None
         with self._guard():
-            rows = self.execute(self.sql_range, (index_id, self.pid, low, high, limit)).fetchall()
+            params = (index_id, self.pid, self.blob(low), self.blob(high), limit)
+            rows = self.execute(self.sql_range, params).fetchall()
         for key, body in rows:
             decode_path(bytes(key))
             decode_body(bytes(body))
@@ -430,7 +439,7 @@ class RawStore:
     def page(self, cursor: bytes | None, size: int = 100) -> tuple[int, bytes | None]:
         """W6: one keyset page of Photos; returns (entities, cursor or None at the end)."""
         with self._guard():
-            params = (self.pid, KIND_PHOTO, cursor or b"", size)
+            params = (self.pid, self.blob(KIND_PHOTO), self.blob(cursor or b""), size)
             rows = self.execute(self.sql_page, params).fetchall()
         for key, body in rows:
             decode_path(bytes(key))
@@ -443,7 +452,8 @@ class RawStore:
         """W9: ``count()`` of ``likes < bound``: a count over the built-in index range."""
         with self._guard():
             row = self.execute(
-                self.sql_count, (IX_LIKES, self.pid, b"\x20", encode_value(bound))
+                self.sql_count,
+                (IX_LIKES, self.pid, self.blob(b"\x20"), self.blob(encode_value(bound))),
             ).fetchone()
         return int(row[0])
 
@@ -465,10 +475,12 @@ class RawStore:
     def increment(self, counter: tuple[Any, ...]) -> None:
         """W7: one optimistic read-modify-write transaction; raises Aborted on contention."""
         name = counter[1]
+        blob = self.blob
         key = encode_path(counter)
+        bkey = blob(key)
         pid = self.pid
         with self._guard():
-            row = self.execute(self.sql_get_versioned, (key, pid, key)).fetchone()
+            row = self.execute(self.sql_get_versioned, (bkey, pid, bkey)).fetchone()
         seen = row[0] if row is not None else 0
         n = 0
         if row is not None and row[2] is not None:
@@ -476,16 +488,23 @@ class RawStore:
         (entity, new_rows) = counter_rows(name, n + 1)
         old_rows = counter_rows(name, n)[1] if row is not None and row[2] is not None else []
         with self.write():
-            (version,) = self.execute(self._groups_sql(1), (pid, key)).fetchone()[1:]
+            (version,) = self.execute(self._groups_sql(1), (pid, bkey)).fetchone()[1:]
             if version != seen + 1:
                 raise Aborted()
             # the version check proves the body read above is still current
-            params: tuple[Any, ...] = (pid, key, KIND_COUNTER, key, version, entity[3])
+            params: tuple[Any, ...] = (
+                pid,
+                bkey,
+                blob(KIND_COUNTER),
+                bkey,
+                version,
+                blob(entity[3]),
+            )
             self.execute(self.sql_upsert_entity, params + ((0,) if _HAS_MULTI else ()))
-            for index_id, value, k in old_rows:
-                self.execute(self.sql_delete_index, (index_id, pid, value, k))
-            for index_id, value, k in new_rows:
-                self.execute(self.sql_insert_index, (index_id, pid, value, k))
+            for index_id, value, _k in old_rows:  # a counter entry is keyed by the counter
+                self.execute(self.sql_delete_index, (index_id, pid, blob(value), bkey))
+            for index_id, value, _k in new_rows:
+                self.execute(self.sql_insert_index, (index_id, pid, blob(value), bkey))
 
     def increment_retrying(
         self, counter: tuple[Any, ...], sleep: Callable[[float], None] = time.sleep

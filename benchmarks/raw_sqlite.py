@@ -43,6 +43,9 @@ class RawSQLiteStore(RawStore):
     def __init__(self, path: str, project: str = "bench", create: bool = True) -> None:
         self.path = path
         super().__init__(_connect(path), project)
+        # the library's SQLite binding (backends/sqlite.py, bind_blob): CPython's sqlite3
+        # binds a bytearray at once but offers bytes to its adapter registry first
+        self.blob = bytearray
         if create:
             self._create_schema(_schema_ddl(sqlite_dialect.dialect()))
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +56,7 @@ class _Prepared:
     key: bytes
     group: bytes
     kind: str
+    pid: int
     body: bytes | None = None
     values: IndexValues | None = None
 
@@ -102,7 +103,15 @@ def commit(
         if single is not None:
             return [single]
     work, prepared = _prepare(api, mutations, refs, txn)
-    api.registry.ensure_builtin({(p.kind, name) for p in prepared if p.values for name in p.values})
+    names: dict[str, set[str]] = {}  # indexed property names by kind
+    for p in prepared:
+        if p.values:
+            known = names.get(p.kind)
+            if known is None:
+                names[p.kind] = set(p.values)
+            else:
+                known.update(p.values)
+    api.registry.ensure_builtin((kind, name) for kind, known in names.items() for name in known)
     versions: dict[tuple[int, bytes], int] = {}
     with api.backend.write() as w:
         generation = w.index_generation(lock=True)
@@ -116,10 +125,7 @@ def commit(
         for pid in sorted(work):
             versions.update(_write_partition(api, w, work[pid]))
     api.backend.note_writes(len(prepared))
-    results = []
-    for p, ref in zip(prepared, refs):
-        results.append(MutationResult(ref, versions[(api.pid_of(ref), p.group)]))
-    return results
+    return [MutationResult(ref, versions[(p.pid, p.group)]) for p, ref in zip(prepared, refs)]
 
 
 def _commit_one(
@@ -230,13 +236,17 @@ def _prepare(
     work: dict[int, _PartitionWork] = {}
     prepared: list[_Prepared] = []
     empty_null = api.profile.empty_list_is_null
+    last_partition: tuple[str, str, str] | None = None
+    pid = -1
+    part = _PartitionWork(pid)
     for m, ref in zip(mutations, refs):
-        pid = api.pid_of(ref, create=True)
-        part = work.get(pid)
-        if part is None:
-            part = work[pid] = _PartitionWork(pid)
+        partition = (ref.project, ref.database, ref.namespace)
+        if partition != last_partition:  # a commit's keys mostly share one partition
+            pid = api.pid_of(ref, create=True)
+            last_partition = partition
+            part = work.setdefault(pid, part if part.pid == pid else _PartitionWork(pid))
         key, group = encode_key_group(ref.path)
-        item = _Prepared(m.op, ref, key, group, ref.path[-2])
+        item = _Prepared(m.op, ref, key, group, ref.path[-2], pid)
         if m.entity is not None and m.op != "delete":
             entity = m.entity
             item.body = encode_body(entity.properties, entity.exclude)
@@ -247,10 +257,10 @@ def _prepare(
         prepared.append(item)
     if txn is not None:
         for (pid, group), version in txn.groups.items():
-            part = work.get(pid)
-            if part is None:
-                part = work[pid] = _PartitionWork(pid)
-            part.read_groups[group] = version
+            read_part = work.get(pid)
+            if read_part is None:
+                read_part = work[pid] = _PartitionWork(pid)
+            read_part.read_groups[group] = version
         for (pid, key), hit in txn.bodies.items():
             if pid in work:
                 work[pid].known[key] = hit
@@ -306,6 +316,7 @@ def _write_partition(
             tokens_at,
         )
     to_apply = []
+    paths: dict[bytes, tuple[Any, ...]] = {}
     pending: dict[bytes, list[tuple[bytes, str, bytes | None]]] = {}
     for key, (item, body) in final.items():
         if item.group in deferred:
@@ -314,9 +325,10 @@ def _write_partition(
             to_apply.append(
                 (key, item.kind, item.group, new_state[item.group][0], body, item.values)
             )
+            paths[key] = item.ref.path
     for group, muts in pending.items():
         api.consistency.record_pending(w, pid, group, new_state[group][0], muts, deferred[group])
-    apply_writes(api, w, pid, to_apply, old)
+    apply_writes(api, w, pid, to_apply, old, paths)
     if bumped:
         # versions were bumped while locking; only groups rolled forward still need their
         # applied version set
@@ -360,11 +372,13 @@ def apply_writes(
     pid: int,
     rows: Sequence[tuple[bytes, str, bytes, int, bytes | None, IndexValues | None]],
     old: dict[bytes, tuple[int, bytes]],
+    paths: Mapping[bytes, tuple[Any, ...]] | None = None,
 ) -> None:
     """Make writes visible: entity rows plus the index-row difference against old bodies.
 
     ``rows`` are (key, kind, group, version, body or None for delete, index values).
-    ``old`` maps keys to their current (version, body) in the applied state.
+    ``old`` maps keys to their current (version, body) in the applied state. ``paths``
+    may give keys' flat paths (saves decoding them for composite index entries).
     """
     empty_null = api.profile.empty_list_is_null
     remove: list[IndexRow] = []
@@ -373,22 +387,29 @@ def apply_writes(
     deletes: list[bytes] = []
     for key, kind, group, version, body, values in rows:
         before = old.get(key)
-        old_rows: set[IndexRow] = set()
-        if before is not None:
-            props, exclude = decode_body(before[1])
-            old_rows = entry_rows(api, kind, key, index_values(props, exclude, empty_null))
+        path = paths.get(key) if paths is not None else None
         if body is None:
-            if before is None:
-                continue
-            remove.extend(old_rows)
-            deletes.append(key)
+            if before is not None:
+                props, exclude = decode_body(before[1])
+                remove.extend(
+                    entry_rows(api, kind, key, index_values(props, exclude, empty_null), path)
+                )
+                deletes.append(key)
             continue
         if values is None:
             props, exclude = decode_body(body)
             values = index_values(props, exclude, empty_null)
-        new_rows = entry_rows(api, kind, key, values)
-        remove.extend(old_rows - new_rows)
-        add.extend(new_rows - old_rows)
+        new_rows = entry_rows(api, kind, key, values, path)
+        if before is None:  # a new entity: every entry is new
+            add += new_rows
+        else:
+            props, exclude = decode_body(before[1])
+            old_rows = set(
+                entry_rows(api, kind, key, index_values(props, exclude, empty_null), path)
+            )
+            new_set = set(new_rows)
+            remove.extend(old_rows - new_set)
+            add.extend(new_set - old_rows)
         multi = multi_mask(values)
         upserts.append((key, kind, group, version, body, multi))
     moves: list[tuple[int, bytes, bytes, bytes]] = []
@@ -447,21 +468,29 @@ def entry_rows(
     key: bytes,
     values: IndexValues,
     path: tuple[Any, ...] | None = None,
-) -> set[IndexRow]:
-    """Every index entry of one entity: built-in single-property rows and composite rows."""
+) -> list[IndexRow]:
+    """Every index entry of one entity: built-in single-property rows and composite rows.
+
+    The rows are distinct without a set: values are de-duplicated per property, ids
+    differ between indexes, and value encodings are self-delimiting, so distinct
+    combinations (and ancestor leads) concatenate to distinct entries.
+    """
     registry = api.registry
-    rows: set[IndexRow] = set()
-    builtin = registry.builtin
+    builtin = registry.builtin_by_kind.get(kind)
+    if builtin is None or not builtin.keys() >= values.keys():
+        registry.reload()
+        builtin = registry.builtin_by_kind.get(kind, {})
+        missing = values.keys() - builtin.keys()
+        if missing:  # pragma: no cover - ensure_builtin ran before the commit
+            name = sorted(missing)[0]
+            raise exceptions.InternalServerError(f"no index registered for {kind}.{name}")
+    rows: list[IndexRow] = []
     for name, encoded in values.items():
-        iid = builtin.get((kind, name))
-        if iid is None:
-            registry.reload()
-            builtin = registry.builtin
-            iid = builtin.get((kind, name))
-            if iid is None:  # pragma: no cover - ensure_builtin ran before the commit
-                raise exceptions.InternalServerError(f"no index registered for {kind}.{name}")
-        for value in encoded:
-            rows.add((iid, value, key))
+        iid = builtin[name]
+        if len(encoded) == 1:
+            rows.append((iid, encoded[0], key))
+        else:
+            rows += [(iid, value, key) for value in encoded]
     composites = registry.writable(kind)
     if composites:
         if path is None:
@@ -470,8 +499,11 @@ def entry_rows(
         leads = ancestor_leads(path) if any(e.index.ancestor for e in composites) else None
         inverted: dict[str, list[bytes]] = {}
         for entry in composites:
-            for value in composite_values(entry.index, values, path, leads, inverted):
-                rows.add((entry.id, value, key))
+            iid = entry.id
+            rows += [
+                (iid, value, key)
+                for value in composite_values(entry.index, values, path, leads, inverted)
+            ]
     return rows
 
 

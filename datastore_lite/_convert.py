@@ -82,6 +82,10 @@ def to_value(value: Any) -> Any:
     raise ValueError("Unknown protobuf attr type", type(value))
 
 
+#: Types ``to_value`` returns unchanged (``int`` only within int64: not here).
+_PLAIN = frozenset({str, float, bool, bytes, type(None)})
+
+
 def entity_to_value(entity: Entity) -> EntityValue:
     """Convert an entity (its key may be partial or None)."""
     key = entity.key
@@ -90,6 +94,13 @@ def entity_to_value(entity: Entity) -> EntityValue:
         kind = type(value)
         if kind is str or kind is float or kind is bool or kind is bytes or value is None:
             props[name] = value
+        elif kind is list:  # a list of plain values (the common case) is copied as is
+            plain = True
+            for element in value:
+                if type(element) not in _PLAIN:
+                    plain = False
+                    break
+            props[name] = value[:] if plain else [to_value(v) for v in value]
         else:
             props[name] = to_value(value)
     # The official client marks exclusion on each value, so a name with no value to carry

@@ -201,7 +201,12 @@ def _check_new_property_name(name: str) -> None:
 def _check_value(name: str, value: Any, indexed: bool, depth: int) -> None:
     kind = type(value)
     if kind is str or kind is bytes:
-        size = len(value.encode("utf-8")) if kind is str else len(value)
+        if kind is str:
+            if len(value) <= 375:  # 375 characters cannot exceed 1500 UTF-8 bytes
+                return
+            size = len(value.encode("utf-8"))
+        else:
+            size = len(value)
         if indexed and size > MAX_INDEXED_BYTES:
             raise _invalid(f'The value of property "{name}" is longer than 1500 bytes.')
         if size > MAX_UNINDEXED_BYTES:

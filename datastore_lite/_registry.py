@@ -49,6 +49,8 @@ class IndexRegistry:
         self._lock = threading.Lock()
         self.generation = -1
         self.builtin: dict[tuple[str, str], int] = {}
+        # the same ids by kind, then property name (a writer looks up an entity's kind once)
+        self.builtin_by_kind: dict[str, dict[str, int]] = {}
         self.composites: dict[str, list[CompositeIndex]] = {}
         self.by_id: dict[int, CompositeIndex] = {}
         # The planner's shape-only decisions (which composite index serves a query shape,
@@ -76,11 +78,13 @@ class IndexRegistry:
         """Re-read every definition from the database."""
         rows = self._backend.load_indexes()
         builtin: dict[tuple[str, str], int] = {}
+        by_kind: dict[str, dict[str, int]] = {}
         composites: dict[str, list[CompositeIndex]] = {}
         by_id: dict[int, CompositeIndex] = {}
         for index_id, _definition, kind, ancestor, props, is_builtin, state in rows:
             if is_builtin:
                 builtin[(kind, props[0][0])] = index_id
+                by_kind.setdefault(kind, {})[props[0][0]] = index_id
                 continue
             index = Index(kind, ancestor, tuple(IndexProperty(n, d) for n, d in props))
             entry = CompositeIndex(index_id, index, state)
@@ -88,6 +92,7 @@ class IndexRegistry:
             by_id[index_id] = entry
         with self._lock:
             self.builtin = builtin
+            self.builtin_by_kind = by_kind
             self.composites = composites
             self.by_id = by_id
             self.memo = {}

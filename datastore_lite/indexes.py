@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,11 +253,17 @@ def _collect(
             _add(out, full, encode_value(value))
 
 
+_BITS: dict[str, int] = {}
+
+
 def property_bit(name: str) -> int:
     """The bit of a property name in an entity's multi-valued mask (stable across runs)."""
-    import zlib
-
-    return 1 << (zlib.crc32(name.encode("utf-8")) % 62)
+    bit = _BITS.get(name)
+    if bit is None:
+        bit = 1 << (zlib.crc32(name.encode("utf-8")) % 62)
+        if len(_BITS) < 4096:  # bounded: names made from data cannot grow it without end
+            _BITS[name] = bit
+    return bit
 
 
 def multi_mask(values: IndexValues) -> int:

@@ -55,8 +55,15 @@ def chunk_sizes(n: int) -> list[int]:
     return sizes
 
 
-def _expand(params: dict[str, Any], name: str, values: Sequence[Any]) -> None:
-    """Bind an expanding IN list compiled for ``len(values)`` items (name_1, name_2, ...)."""
+def _expand(
+    params: dict[str, Any], name: str, values: Sequence[Any], blob: type | None = None
+) -> None:
+    """Bind an expanding IN list compiled for ``len(values)`` items (name_1, name_2, ...).
+
+    ``blob``: the backend's ``bind_blob`` for a list of byte strings.
+    """
+    if blob is not None:
+        values = [blob(value) for value in values]
     for i, value in enumerate(values, 1):
         params[f"{name}_{i}"] = value
 

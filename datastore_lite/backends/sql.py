@@ -92,6 +92,8 @@ class SQLBackend:
     insert_factory: ClassVar[Callable[..., Any]] = sa.insert
     #: keyword arguments of the driver's ``cursor()`` for the statement runner
     cursor_options: ClassVar[dict[str, Any]] = {}
+    #: what hot statements bind byte strings as (None: ``bytes`` as they are)
+    bind_blob: ClassVar[type | None] = None
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
@@ -218,7 +220,9 @@ class SQLBackend:
             self._lock.acquire()
         try:
             cur = self._txn().cur
-            cur.execute(sql, (pid, key))  # Txn.get_one made it positional
+            blob = self.bind_blob
+            # Txn.get_one made it positional
+            cur.execute(sql, (pid, key if blob is None else blob(key)))
             row = cur.fetchone()
         except Exception as exc:
             if is_driver_error(exc):

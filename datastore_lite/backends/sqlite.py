@@ -30,6 +30,11 @@ class SQLiteBackend(SQLBackend):
     # SQLite's own, cheap form: analyzes only what the planner would benefit from
     analyze_sql: ClassVar[tuple[str, ...]] = ("PRAGMA optimize",)
     insert_factory = staticmethod(sqlite_dialect.insert)
+    # CPython's sqlite3 binds a bytearray at once, but first offers a bytes parameter to
+    # the adapter registry, whose failed ``__adapt__`` lookup raises and clears an
+    # AttributeError (Python 3.11: ~0.7 us a value, more than the copy costs). Bulk
+    # writes bind ~26 byte strings per entity (BENCHMARKS.md W1), a get one (W3).
+    bind_blob = bytearray
 
     def __init__(self, url: str, busy_timeout: float = 30.0) -> None:
         self.busy_timeout = busy_timeout
