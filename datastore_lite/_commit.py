@@ -106,11 +106,7 @@ def commit(
     names: dict[str, set[str]] = {}  # indexed property names by kind
     for p in prepared:
         if p.values:
-            known = names.get(p.kind)
-            if known is None:
-                names[p.kind] = set(p.values)
-            else:
-                known.update(p.values)
+            names.setdefault(p.kind, set()).update(p.values)
     api.registry.ensure_builtin((kind, name) for kind, known in names.items() for name in known)
     versions: dict[tuple[int, bytes], int] = {}
     with api.backend.write() as w:
@@ -244,7 +240,9 @@ def _prepare(
         if partition != last_partition:  # a commit's keys mostly share one partition
             pid = api.pid_of(ref, create=True)
             last_partition = partition
-            part = work.setdefault(pid, part if part.pid == pid else _PartitionWork(pid))
+            if pid not in work:
+                work[pid] = _PartitionWork(pid)
+            part = work[pid]
         key, group = encode_key_group(ref.path)
         item = _Prepared(m.op, ref, key, group, ref.path[-2], pid)
         if m.entity is not None and m.op != "delete":

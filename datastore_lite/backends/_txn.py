@@ -468,13 +468,12 @@ class Txn:
                 for k, kind, gk, v, body, m in rows
             ]
         self.runrows(stmt, _UPSERT_FIELDS, encoded)
-        masks: dict[bytes, int] = {}
-        for row in encoded:
-            if row[6]:
-                kind_bytes = bytes(row[2])
-                masks[kind_bytes] = masks.get(kind_bytes, 0) | row[6]
+        masks: dict[str, int] = {}
+        for _k, kind, _gk, _v, _body, m in rows:
+            if m:
+                masks[kind] = masks.get(kind, 0) | m
         if masks:
-            self._note_kind_multi(pid, masks)
+            self._note_kind_multi(pid, {kind.encode("utf-8"): m for kind, m in masks.items()})
 
     def _note_kind_multi(self, pid: int, masks: dict[bytes, int]) -> None:
         """OR new multi-valued bits into dl_kind_multi (skipping bits known committed)."""
@@ -534,12 +533,17 @@ class Txn:
             # in primary-key order: each insert lands beside the last in the (clustered)
             # index b-tree, which makes a bulk load of many entities faster
             rows = sorted(rows)
+        self.runrows(stmt, ("iid", "pid", "v", "k"), self._entry_params(pid, rows))
+
+    def _entry_params(
+        self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]
+    ) -> list[tuple[int, int, Any, Any]]:
+        """(index_id, pid, value, key) parameters of index-entry rows, byte strings bound
+        as the backend binds them fastest (``bind_blob``)."""
         blob = self.b.bind_blob
         if blob is None:
-            params = [(i, pid, v, k) for i, v, k in rows]
-        else:
-            params = [(i, pid, blob(v), blob(k)) for i, v, k in rows]
-        self.runrows(stmt, ("iid", "pid", "v", "k"), params)
+            return [(i, pid, v, k) for i, v, k in rows]
+        return [(i, pid, blob(v), blob(k)) for i, v, k in rows]
 
     def move_index_entries(self, pid: int, rows: Sequence[tuple[int, bytes, bytes, bytes]]) -> None:
         """Change the value of index entries: rows of (index_id, old value, new value, key)."""
@@ -587,12 +591,7 @@ class Txn:
                 x.c.key == sa.bindparam("k"),
             ),
         )
-        blob = self.b.bind_blob
-        if blob is None:
-            params = [(i, pid, v, k) for i, v, k in rows]
-        else:
-            params = [(i, pid, blob(v), blob(k)) for i, v, k in rows]
-        self.runrows(stmt, ("iid", "pid", "v", "k"), params)
+        self.runrows(stmt, ("iid", "pid", "v", "k"), self._entry_params(pid, rows))
 
     def bump_counter(self, counter: str, at_least: int) -> None:
         """Raise ``counter`` to ``at_least`` if it is lower (reserving ids)."""
