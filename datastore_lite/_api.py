@@ -24,7 +24,7 @@ from ._cursor import decode_cursor
 from ._executor import execute
 from ._ids import reserve_threshold, scattered_id
 from ._index_sync import autogenerate_index
-from ._ordering import decode_path, encode_key_group, encode_path
+from ._ordering import decode_path, encode_key_group, encode_path, encode_plain_key_group
 from ._planner import Plan, need_index_error, plan_query, rebind_ancestor, typed_values
 from ._profiles import Profile
 from ._queryspec import QuerySpec, ResultBatch
@@ -68,6 +68,26 @@ class TxnState:
 #: Plans kept per client: a cached ancestor-query plan measured ~2.4 KB (tracemalloc), so
 #: the cache stays near 10 MB; planning a query again costs ~100 µs.
 PLAN_CACHE_SIZE = 4096
+
+
+def _read_key_group(
+    project: str, database: str, namespace: str, path: tuple[Any, ...]
+) -> tuple[bytes, bytes]:
+    """The stored key and group key of a key valid for a read; the hot paths of gets.
+
+    The plain key (default database and namespace, short names, non-zero ids) is checked
+    while it is encoded; any other is validated in full first (SEMANTICS.md §1.2).
+
+    Raises:
+        ValueError: An id outside int64 (the official client's protobuf error comes first).
+        InvalidArgument: Any other invalid key, naming what is wrong.
+    """
+    encoded = None if namespace or database or not project else encode_plain_key_group(path)
+    if encoded is None:
+        _limits.check_ids(path)
+        _limits.check_key(KeyRef(project, database, namespace, path), write=False)
+        encoded = encode_key_group(path)
+    return encoded
 
 
 class LocalDatastoreAPI:
@@ -278,13 +298,11 @@ class LocalDatastoreAPI:
         A transaction that already read another group needs the shared snapshot of
         :meth:`_lookup_in_transaction`, so it takes that path.
         """
-        if not _limits.plainly_valid(ref, False):
-            _limits.check_key(ref, write=False)
+        key, group = _read_key_group(ref.project, ref.database, ref.namespace, ref.path)
         self.tick()
         state = self._txn(transaction)
         # even a read of an empty partition is tracked (see lookup)
         pid = self.pid_of(ref, create=True)
-        key, group = encode_key_group(ref.path)
         seen = state.groups
         if seen and (len(seen) > 1 or (pid, group) not in seen):
             result = self.lookup([ref], transaction)
@@ -327,14 +345,11 @@ class LocalDatastoreAPI:
         The path of ``client.get``: no request objects, one statement. Validates the key
         (ids out of int64 range: ValueError, as the official client's protobuf does).
         """
-        if not _limits.plainly_valid_path(project, database, namespace, path, False):
-            _limits.check_ids(path)  # the official client's ValueError comes first
-            _limits.check_key(KeyRef(project, database, namespace, path), write=False)
+        key, group = _read_key_group(project, database, namespace, path)
         self.tick()
         pid = self.backend.partition_id(project, database, namespace, False)
         if pid < 0:
             return None
-        key, group = encode_key_group(path)
         consistency = self.consistency
         if consistency.strong_reads:
             hit = self.backend.get_one(pid, key)
@@ -352,14 +367,12 @@ class LocalDatastoreAPI:
         self.tick()
         by_pid: dict[int, list[tuple[int, bytes, bytes]]] = {}
         out: list[bytes | None] = [None] * len(keys)
-        plainly_valid = _limits.plainly_valid
+        partition_id = self.backend.partition_id
         for position, ref in enumerate(keys):
-            if not plainly_valid(ref, False):
-                _limits.check_ids(ref.path)  # the official client's ValueError comes first
-                _limits.check_key(ref, write=False)
-            pid = self.backend.partition_id(ref.project, ref.database, ref.namespace, False)
+            project, database, namespace = ref.project, ref.database, ref.namespace
+            key, group = _read_key_group(project, database, namespace, ref.path)
+            pid = partition_id(project, database, namespace, False)
             if pid >= 0:
-                key, group = encode_key_group(ref.path)
                 by_pid.setdefault(pid, []).append((position, key, group))
         for pid, items in by_pid.items():
             keys_b = sorted({k for _, k, _ in items})

@@ -93,7 +93,7 @@ def plainly_valid_path(
 ) -> bool:
     """``plainly_valid`` of a key given by its parts (``client.get`` builds no KeyRef)."""
     n = len(path)
-    if n % 2 or n > 2 * MAX_PATH_ELEMENTS or namespace or database or not project:
+    if not n or n % 2 or n > 2 * MAX_PATH_ELEMENTS or namespace or database or not project:
         return False
     for i in range(0, n, 2):
         kind = path[i]
@@ -124,6 +124,8 @@ def check_key(key: KeyRef, *, write: bool, allow_partial: bool = False) -> None:
         return
     check_partition(key.project, key.database, key.namespace, write)
     path = key.path
+    if not path:  # a Key cannot be empty (its ValueError has this text); a KeyRef can
+        raise _invalid("Key path must not be empty.")
     if len(path) > 2 * MAX_PATH_ELEMENTS:
         raise _invalid("Key path is too long. Cannot exceed 100 elements.")
     if len(path) % 2 == 1 and not allow_partial:

@@ -50,6 +50,7 @@ __all__ = [
     "decode_path",
     "decode_value",
     "encode_key_group",
+    "encode_plain_key_group",
     "encode_path",
     "encode_path_value",
     "encode_value",
@@ -143,6 +144,64 @@ def encode_key_group(path: tuple[Any, ...]) -> tuple[bytes, bytes]:
         rest.append(_kind_bytes(path[i]))
         rest.append(_ident_bytes(path[i + 1]))
     return b"".join(rest), root
+
+
+# The plain-key rule of ``_limits.plainly_valid_path`` for reads, checked while encoding
+# (the hot path of ``client.get`` walks the path once): kinds and names of 1 to 375
+# characters (375 x 4 <= 1500 UTF-8 bytes), ids non-zero int64s.
+_PLAIN_NAME_CHARS = 375
+_PLAIN_KINDS: dict[str, bytes] = {}  # kinds already seen plain, with their encoding
+
+
+def _plain_element(kind: Any, ident: Any) -> bytes | None:
+    encoded = _PLAIN_KINDS.get(kind) if type(kind) is str else None
+    if encoded is None:
+        if type(kind) is not str or not kind or len(kind) > _PLAIN_NAME_CHARS:
+            return None
+        encoded = _kind_bytes(kind)
+        if len(_PLAIN_KINDS) < 4096:
+            _PLAIN_KINDS[kind] = encoded
+    kind_of_ident = type(ident)
+    if kind_of_ident is int:
+        if not ident or not -_SIGN <= ident < _SIGN:
+            return None
+        return encoded + _ID + _pack_q(ident + _SIGN)
+    if kind_of_ident is str:
+        if not ident or len(ident) > _PLAIN_NAME_CHARS:
+            return None
+        name: bytes = ident.encode("utf-8")
+        if b"\x00" in name:
+            name = name.replace(b"\x00", b"\x00\xff")
+        return encoded + _NAME + name + _TERM
+    return None
+
+
+def encode_plain_key_group(path: tuple[Any, ...]) -> tuple[bytes, bytes] | None:
+    """``encode_key_group(path)`` if the path is plainly valid for a read, else None.
+
+    Same answer as ``_limits.plainly_valid_path(..., path, write=False)`` followed by
+    ``encode_key_group`` (the partition strings are the caller's to check), in one pass:
+    on None the caller validates in full and raises the precise error.
+    """
+    n = len(path)
+    if n == 4:  # the common entity under a root (a photo under its user)
+        root = _plain_element(path[0], path[1])
+        if root is None:
+            return None
+        leaf = _plain_element(path[2], path[3])
+        return None if leaf is None else (root + leaf, root)
+    if n == 2:
+        root = _plain_element(path[0], path[1])
+        return None if root is None else (root, root)
+    if n == 0 or n % 2 or n > 200:  # 200: _limits.MAX_PATH_ELEMENTS elements
+        return None
+    parts = []
+    for i in range(0, n, 2):
+        element = _plain_element(path[i], path[i + 1])
+        if element is None:
+            return None
+        parts.append(element)
+    return b"".join(parts), parts[0]
 
 
 def ancestor_leads(path: tuple[Any, ...]) -> list[bytes]:

@@ -190,12 +190,12 @@ class SQLBackend:
 
     def _txn(self) -> Txn:
         """This thread's statement runner (one cursor on this thread's connection)."""
-        local = self._local
-        txn: Txn | None = getattr(local, "txn", None)
-        holder: _ThreadConnection | None = getattr(local, "holder", None)
-        if txn is None or holder is None or holder.conn is None or self._pid != os.getpid():
-            conn = self._connection()
-            txn = local.txn = Txn(self, conn.cursor(**self.cursor_options))
+        # local.txn and local.holder are set and cleared together (_connection,
+        # release_thread_connection; close and a fork replace _local), so one test serves
+        txn: Txn | None = getattr(self._local, "txn", None)
+        if txn is None or self._pid != os.getpid():
+            conn = self._connection()  # after a fork: a new _local
+            txn = self._local.txn = Txn(self, conn.cursor(**self.cursor_options))
         return txn
 
     def read(self) -> _Scope:
@@ -223,7 +223,7 @@ class SQLBackend:
             blob = self.bind_blob
             # Txn.get_one made it positional
             cur.execute(sql, (pid, key if blob is None else blob(key)))
-            row = cur.fetchone()
+            row: tuple[int, bytes] | None = cur.fetchone()  # both drivers return tuples
         except Exception as exc:
             if is_driver_error(exc):
                 raise translate(exc) from exc
@@ -231,7 +231,7 @@ class SQLBackend:
         finally:
             if locked:
                 self._lock.release()
-        return None if row is None else (row[0], row[1])
+        return row
 
     def note_writes(self, rows: int) -> None:
         """Count rows this process wrote; refresh planner statistics as the data grows.

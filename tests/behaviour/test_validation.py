@@ -187,6 +187,60 @@ def test_partial_key_in_lookup(client: Client, key: Key, message: str) -> None:
     _assert_invalid(info.value, message)
 
 
+_READS: dict[str, Callable[[Client, Key], Any]] = {
+    "get": lambda client, key: client.get(key),
+    "get_multi": lambda client, key: client.get_multi([client.key("Sentinel", 1), key]),
+    "get_in_transaction": lambda client, key: _get_in_transaction(client, key),
+}
+
+
+def _get_in_transaction(client: Client, key: Key) -> Any:
+    with client.transaction():
+        return client.get(key)
+
+
+@pytest.mark.parametrize("read", list(_READS))
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (_key("K"), "Key path element must not be incomplete: [K: ]"),
+        (_key("P", 1, "K"), "Key path element must not be incomplete: [P: 1, K: ]"),
+        (_key("K" * 1501, 1), "The kind is longer than 1500 bytes."),
+        (_key("K", "é" * 751), "The key path element name is longer than 1500 bytes."),
+        (_key("P", "n" * 1501, "K", 1), "The key path element name is longer than 1500 bytes."),
+    ],
+    ids=["partial", "partial-child", "kind-1501", "name-1502-bytes", "parent-name-1501"],
+)
+def test_bad_keys_in_reads(store: Client, read: str, key: Key, message: str) -> None:
+    # every read path validates a key the plain-key fast check declines (SEMANTICS.md §1.2)
+    with pytest.raises(exceptions.InvalidArgument) as info:
+        _READS[read](store, key)
+    _assert_invalid(info.value, message)
+
+
+@pytest.mark.parametrize("read", list(_READS))
+def test_long_and_reserved_names_are_read_on_every_read_path(store: Client, read: str) -> None:
+    # past the fast check's 375 characters, and reserved names: still valid for a read
+    keys = [
+        _key("K" * 1500, "é" * 750),
+        _key("P", "n" * 1500, "K", 2**63 - 1),
+        _key("__Foo__", "__bar__"),
+        _key("K", 1, namespace="ns"),
+    ]
+    for key in keys[:2] + keys[3:]:
+        store.put(_entity(key, a=1))
+    for key in keys:
+        got = _READS[read](store, key)
+        if read == "get_multi":
+            assert [e.key for e in got] == [store.key("Sentinel", 1)] + (
+                [key] if key != keys[2] else []
+            )
+        else:
+            assert (got is None) == (key == keys[2]), key
+            if got is not None:
+                assert got.key == key and got["a"] == 1
+
+
 def test_partial_key_in_delete_is_a_client_error(store: Client) -> None:
     with pytest.raises(ValueError) as info:
         store.delete_multi([store.key("Sentinel", 1), store.key("K")])

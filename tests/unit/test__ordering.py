@@ -20,13 +20,16 @@ from hypothesis import strategies as st
 
 from datastore_lite import GeoPoint, Key
 from datastore_lite._convert import to_value
+from datastore_lite._limits import plainly_valid_path
 from datastore_lite._ordering import (
     StrOrBytes,
     ancestor_leads,
     decode_path,
     decode_value,
+    encode_key_group,
     encode_path,
     encode_path_value,
+    encode_plain_key_group,
     encode_value,
     invert,
     prefix_end,
@@ -501,3 +504,81 @@ def test_ancestor_leads_are_each_ancestors_path_value(key: Key) -> None:
     path = key.flat_path
     expected = [encode_path_value(path[:end]) for end in range(2, len(path) + 1, 2)]
     assert ancestor_leads(path) == expected
+
+
+# -- the fused check-and-encode of a read key (client.get's hot path) ------------------------
+
+_kinds = st.one_of(
+    st.sampled_from(["Photo", "User", "", "_x", "__kind__", "a" * 375, "a" * 376, "é" * 375]),
+    st.text(max_size=8),
+    st.integers(),
+    st.none(),
+)
+_idents = st.one_of(
+    st.integers(min_value=-(2**64), max_value=2**64),
+    st.sampled_from([0, 1, -1, 2**63 - 1, -(2**63), 2**63, -(2**63) - 1, "", "a\x00b", "n" * 376]),
+    st.text(max_size=8),
+    st.floats(allow_nan=False),
+    st.none(),
+)
+
+
+@given(st.lists(st.one_of(_kinds, _idents), max_size=7).map(tuple))
+def test_encode_plain_key_group_agrees_with_the_plain_rule(path: tuple[Any, ...]) -> None:
+    # None exactly where _limits.plainly_valid_path says no; else encode_key_group's bytes
+    encoded = encode_plain_key_group(path)
+    if plainly_valid_path("p", "", "", path, False):
+        assert encoded == encode_key_group(path)
+    else:
+        assert encoded is None
+
+
+@given(st.lists(st.tuples(_kinds, _idents), min_size=1, max_size=5))
+def test_encode_plain_key_group_of_element_pairs(pairs: list[tuple[Any, Any]]) -> None:
+    # whole (kind, ident) pairs, so most paths have even length and deep paths occur
+    path = tuple(part for pair in pairs for part in pair)
+    encoded = encode_plain_key_group(path)
+    if plainly_valid_path("p", "", "", path, False):
+        assert encoded == encode_key_group(path)
+        assert encoded is not None and encoded[1] == encode_key_group(path[:2])[0]
+    else:
+        assert encoded is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("Photo", 1),
+        ("User", "u", "Photo", 7),
+        ("A", 1, "B", "b", "C", -5),
+        ("__kind__", "Photo"),  # reserved names may be read
+        ("A", "x\x00y"),
+        ("A" * 375, "é" * 375),
+        tuple(x for i in range(100) for x in ("K", i + 1)),  # the deepest allowed path
+    ],
+)
+def test_encode_plain_key_group_encodes_plain_paths(path: tuple[Any, ...]) -> None:
+    assert encode_plain_key_group(path) == encode_key_group(path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        (),
+        ("Photo",),
+        ("Photo", 0),
+        ("Photo", 2**63),
+        ("Photo", -(2**63) - 1),
+        ("", 1),
+        ("A" * 376, 1),
+        ("A", "n" * 376),
+        ("A", ""),
+        ("A", 1.5),
+        ("A", True),  # a bool is not an id
+        (1, 1),
+        ("User", "u", "Photo", 0),
+        tuple(x for i in range(101) for x in ("K", i + 1)),  # 101 elements
+    ],
+)
+def test_encode_plain_key_group_declines_other_paths(path: tuple[Any, ...]) -> None:
+    assert encode_plain_key_group(path) is None
