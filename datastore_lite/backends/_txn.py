@@ -535,6 +535,16 @@ class Txn:
             rows = sorted(rows)
         self.runrows(stmt, ("iid", "pid", "v", "k"), self._entry_params(pid, rows))
 
+    def _bind_blobs(self, params: dict[str, Any]) -> None:
+        """Rebind the byte strings of a statement's parameters as the backend binds them
+        fastest (``bind_blob``: SQLite's bytes go through its adapter lookup, ~0.7 µs each;
+        a scan has two to five: kind, value bounds, key bounds, resume position)."""
+        blob = self.b.bind_blob
+        if blob is not None:
+            for name, value in params.items():
+                if type(value) is bytes:
+                    params[name] = blob(value)
+
     def _entry_params(
         self, pid: int, rows: Sequence[tuple[int, bytes, bytes]]
     ) -> list[tuple[int, int, Any, Any]]:
@@ -878,6 +888,7 @@ class Txn:
                 params["av"] = after[0]
         if seek is not None:
             params["seek"] = seek
+        self._bind_blobs(params)
         self.cur.execute(sql, params)
         # drivers return bytes for BLOB/bytea; rows go out as they come
         return self.cur.fetchall()  # type: ignore[no-any-return]
@@ -935,5 +946,6 @@ class Txn:
         for i, (iid, value) in enumerate(spec.joins):
             params[f"j{i}i"] = iid
             params[f"j{i}v"] = value
+        self._bind_blobs(params)
         row = self.fetchone(stmt, params)
         return int(row[0]) if row else 0

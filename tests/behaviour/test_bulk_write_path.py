@@ -145,6 +145,56 @@ def test_single_puts_gets_and_transactions_bind_blobs_too(make_client: MakeClien
     assert [e.key for e in query.fetch()] == [key]
 
 
+class _RecordingCursor:
+    """Stands in for a statement runner's cursor; keeps every parameter set it executes."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.params: list[Any] = []
+
+    def execute(self, sql: Any, params: Any = ()) -> Any:
+        self.params.append(params)
+        return self.real.execute(sql, params)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_scans_and_counts_bind_blobs(make_client: MakeClient, tmp_path: Any) -> None:
+    """Query scans (kind, value and key bounds, a resumed page) and counts bind byte strings
+    as the backend binds them fastest, and find the same entities."""
+    path = tmp_path / "index.yaml"
+    path.write_text(INDEX_YAML)
+    client = make_client(index_yaml=str(path))
+    client.put_multi([_photo(client, "u", i, ["a", "b"] if i % 2 else ["b"]) for i in range(1, 31)])
+    backend = client._datastore_api.backend
+    txn = backend._txn()
+    recorder = _RecordingCursor(txn.cur)
+    txn.cur = recorder
+    try:
+        query = client.query(kind="Photo", order=["-date"])
+        query.add_filter("tags", "=", "a")
+        first = query.fetch(limit=5)
+        page = [e.key.id for e in next(first.pages)]
+        rest = [e.key.id for e in query.fetch(limit=5, start_cursor=first.next_page_token)]
+        ancestor = client.query(kind="Photo", ancestor=client.key("User", "u"))
+        ancestor.key_filter(client.key("User", "u", "Photo", 10), ">")
+        after_ten = [e.key.id for e in ancestor.fetch()]
+        raw = client.query(kind="Photo")
+        raw.add_filter("raw", "=", b"\x00\x01blob")
+        count = client.aggregation_query(raw).count().fetch()
+        counted = [r.value for batch in count for r in batch]
+    finally:
+        txn.cur = recorder.real
+    assert page == [29, 27, 25, 23, 21] and rest == [19, 17, 15, 13, 11]
+    assert after_ten == list(range(11, 31)) and counted == [30]
+    bound = [v for p in recorder.params if isinstance(p, dict) for v in p.values()]
+    blob = backend.bind_blob
+    assert any(type(v) is (bytes if blob is None else blob) for v in bound)
+    if blob is not None:  # SQLite: no bytes left for the adapter lookup
+        assert not [v for v in bound if type(v) is bytes]
+
+
 def test_expand_binds_each_value_with_the_backends_blob_type() -> None:
     params: dict[str, Any] = {}
     _expand(params, "k", [b"a", b"b"], bytearray)
